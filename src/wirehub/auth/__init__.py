@@ -1,0 +1,1 @@
+"""Authentication: token verification and issuing (accounts come later)."""

@@ -1,0 +1,1 @@
+"""Channels: name rules, namespace resolution, and the handler API app developers write."""

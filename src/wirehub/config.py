@@ -1,0 +1,308 @@
+"""Settings: one frozen tree built once from a TOML file and ``WIREHUB_*`` environment variables.
+
+Option names follow Centrifugo's where one exists. Every key of the file can be overridden by
+``WIREHUB_<SECTION>_<KEY>`` (``WIREHUB_SERVER_PORT``, ``WIREHUB_NAMESPACES_CHAT_PRESENCE``);
+secrets may instead come from a file named by ``WIREHUB_<SECTION>_<KEY>_FILE``. Loading collects
+every problem, each naming its key, and raises one ``ConfigError``.
+"""
+
+import dataclasses
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wirehub.errors import ConfigError
+
+NAMESPACE_NAME = re.compile(r"^[-a-zA-Z0-9_]{2,}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ws_path: str = "/connection/websocket"
+    shutdown_timeout_s: float = 5.0
+    # permessage-deflate costs several times the CPU and memory per connection: off unless asked.
+    compression: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8001
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    ping_interval_s: int = 25
+    pong_timeout_s: int = 8
+    stale_timeout_s: float = 15.0
+    max_message_bytes: int = 65536
+    channel_max_length: int = 255
+    history_max_publication_limit: int = 300
+    recovery_max_publication_limit: int = 300
+    write_queue_max_bytes: int = 1_048_576
+    allow_anonymous_connect_without_token: bool = False
+    # How long after its expiry an unrefreshed connection is closed with 3005 (Centrifugo: 25 s).
+    expired_close_delay_s: float = 25.0
+    # How long the hub waits for a missing offset before filling the hole from the store.
+    reorder_timeout_s: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    token_hmac_secret: str = field(default="", repr=False)
+    token_rsa_public_key: str = ""
+    token_ecdsa_public_key: str = ""
+    token_audience: str = ""
+    token_issuer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    url: str = "memory://"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str = "sqlite:///wirehub.db"
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceOptions:
+    """What clients may do in the channels of one namespace (Centrifugo's option names)."""
+
+    history_size: int = 0
+    history_ttl_s: float = 0.0
+    presence: bool = False
+    join_leave: bool = False
+    force_push_join_leave: bool = False
+    force_recovery: bool = False
+    force_positioning: bool = False
+    allow_subscribe_for_client: bool = False
+    allow_subscribe_for_anonymous: bool = False
+    allow_publish_for_client: bool = False
+    allow_publish_for_subscriber: bool = False
+    allow_publish_for_anonymous: bool = False
+    allow_history_for_client: bool = False
+    allow_history_for_subscriber: bool = False
+    allow_presence_for_client: bool = False
+    allow_presence_for_subscriber: bool = False
+    allow_user_limited_channels: bool = False
+
+    @property
+    def history_enabled(self) -> bool:
+        return self.history_size > 0 and self.history_ttl_s > 0
+
+
+def default_namespaces() -> dict[str, NamespaceOptions]:
+    """The out-of-the-box ``chat`` namespace: open to authenticated clients, with everything on."""
+    return {
+        "chat": NamespaceOptions(
+            history_size=100,
+            history_ttl_s=86400.0,
+            presence=True,
+            join_leave=True,
+            force_push_join_leave=True,
+            force_recovery=True,
+            allow_subscribe_for_client=True,
+            allow_publish_for_subscriber=True,
+            allow_history_for_subscriber=True,
+            allow_presence_for_subscriber=True,
+        )
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    channel_defaults: NamespaceOptions = field(default_factory=NamespaceOptions)
+    namespaces: Mapping[str, NamespaceOptions] = field(default_factory=default_namespaces)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "http": HttpSettings,
+    "client": ClientSettings,
+    "auth": AuthSettings,
+    "broker": BrokerSettings,
+    "store": StoreSettings,
+    "channel_defaults": NamespaceOptions,
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from an optional TOML file, then apply ``WIREHUB_*`` overrides.
+
+    Without a file the built-in defaults apply, including the ``chat`` namespace; a file that
+    has a ``[namespaces]`` table replaces that default with its own namespaces.
+    """
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"{path}: no such file"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+    for key in raw:
+        if key not in _SECTIONS and key != "namespaces":
+            problems.append(f"{key}: unknown section")
+
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(f"{name}: expected a table")
+            table = {}
+        sections[name] = _build(cls, name, table, env or {}, problems)
+
+    namespaces: dict[str, NamespaceOptions] = {}
+    ns_tables = raw.get("namespaces")
+    if ns_tables is None:
+        ns_tables = {name: dataclasses.asdict(opts) for name, opts in default_namespaces().items()}
+    if not isinstance(ns_tables, dict):
+        problems.append("namespaces: expected a table of tables")
+        ns_tables = {}
+    for ns_name, table in ns_tables.items():
+        key = f"namespaces.{ns_name}"
+        if not NAMESPACE_NAME.match(ns_name):
+            problems.append(f"{key}: namespace names match {NAMESPACE_NAME.pattern}")
+        if not isinstance(table, dict):
+            problems.append(f"{key}: expected a table")
+            continue
+        namespaces[ns_name] = _build(NamespaceOptions, key, table, env or {}, problems)
+
+    settings = Settings(namespaces=namespaces, **sections)
+    problems.extend(validate(settings))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def validate(settings: Settings) -> list[str]:
+    """Cross-field rules that no single key's type can express."""
+    problems: list[str] = []
+    c = settings.client
+    if not 0 < settings.server.port < 65536:
+        problems.append("server.port: must be between 1 and 65535")
+    if not 0 <= settings.http.port < 65536:
+        problems.append("http.port: must be between 0 and 65535")
+    if not settings.server.ws_path.startswith("/"):
+        problems.append("server.ws_path: must start with '/'")
+    if c.ping_interval_s < 0 or c.pong_timeout_s < 0:
+        problems.append("client.ping_interval_s: intervals cannot be negative")
+    if c.ping_interval_s and c.pong_timeout_s >= c.ping_interval_s:
+        problems.append("client.pong_timeout_s: must be shorter than client.ping_interval_s")
+    for key in (
+        "stale_timeout_s",
+        "max_message_bytes",
+        "channel_max_length",
+        "history_max_publication_limit",
+        "recovery_max_publication_limit",
+        "write_queue_max_bytes",
+    ):
+        if getattr(c, key) <= 0:
+            problems.append(f"client.{key}: must be positive")
+    if c.max_message_bytes > c.write_queue_max_bytes:
+        problems.append("client.write_queue_max_bytes: must be at least client.max_message_bytes")
+    if not settings.broker.url.startswith("memory://"):
+        problems.append(f"broker.url: unsupported scheme in {settings.broker.url!r} (memory://)")
+    if not settings.store.url.startswith(("sqlite:///", "memory://")):
+        problems.append(f"store.url: unsupported scheme in {settings.store.url!r} (sqlite:///path)")
+    everything = {"channel_defaults": settings.channel_defaults} | {
+        f"namespaces.{name}": opts for name, opts in settings.namespaces.items()
+    }
+    for key, opts in everything.items():
+        if opts.history_size < 0 or opts.history_ttl_s < 0:
+            problems.append(f"{key}.history_size: history_size and history_ttl_s cannot be negative")
+        if (opts.history_size > 0) != (opts.history_ttl_s > 0):
+            problems.append(f"{key}.history_ttl_s: history needs both history_size and history_ttl_s")
+        if (opts.force_recovery or opts.force_positioning) and not opts.history_enabled:
+            problems.append(f"{key}.force_recovery: recovery and positioning need history_size and history_ttl_s")
+        if opts.force_push_join_leave and not opts.join_leave:
+            problems.append(f"{key}.force_push_join_leave: needs join_leave")
+    return problems
+
+
+def _build(cls: type[Any], section: str, table: Mapping[str, Any], env: Mapping[str, str],
+           problems: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in known:
+            problems.append(f"{section}.{key}: unknown key")
+    for f in dataclasses.fields(cls):
+        full_key = f"{section}.{f.name}"
+        env_name = "WIREHUB_" + re.sub(r"[^A-Za-z0-9]", "_", full_key).upper()
+        kind = hints[f.name]
+        if env_name in env:
+            value: Any = _from_env(env[env_name], kind, full_key, problems)
+        elif env_name + "_FILE" in env:
+            value = _read_secret_file(env[env_name + "_FILE"], full_key, problems)
+        elif f.name in table:
+            value = _check_type(table[f.name], kind, full_key, problems)
+        else:
+            continue
+        if value is not None:
+            values[f.name] = value
+    return cls(**values)
+
+
+def _check_type(value: Any, kind: Any, key: str, problems: list[str]) -> Any:
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        problems.append(f"{key}: expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+        return None
+    return value
+
+
+def _from_env(text: str, kind: Any, key: str, problems: list[str]) -> Any:
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(text)
+            return lowered in _TRUE
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        problems.append(f"{key}: expected {_kind_name(kind)} from the environment, got {text!r}")
+        return None
+    return text
+
+
+def _read_secret_file(path: str, key: str, problems: list[str]) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(f"{key}: cannot read {path}: {exc.strerror}")
+        return None
+
+
+def _kind_name(kind: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number"}.get(kind, "a string")

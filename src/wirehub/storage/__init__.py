@@ -1,0 +1,1 @@
+"""Stores: the system of record for channel history (and, later, accounts)."""
