@@ -7,6 +7,7 @@ every problem, each naming its key, and raises one ``ConfigError``.
 """
 
 import dataclasses
+import os
 import re
 import tomllib
 import typing
@@ -145,9 +146,13 @@ _FALSE = {"0", "false", "no", "off"}
 def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from an optional TOML file, then apply ``WIREHUB_*`` overrides.
 
+    The overrides come from ``env``, or from ``os.environ`` when ``env`` is None.
+
     Without a file the built-in defaults apply, including the ``chat`` namespace; a file that
     has a ``[namespaces]`` table replaces that default with its own namespaces.
     """
+    if env is None:
+        env = os.environ
     problems: list[str] = []
     raw: dict[str, Any] = {}
     if path is not None:
@@ -155,6 +160,8 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError([f"{path}: no such file"]) from None
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
@@ -197,10 +204,10 @@ def validate(settings: Settings) -> list[str]:
     """Cross-field rules that no single key's type can express."""
     problems: list[str] = []
     c = settings.client
-    if not 0 < settings.server.port < 65536:
-        problems.append("server.port: must be between 1 and 65535")
+    if not 0 <= settings.server.port < 65536:
+        problems.append("server.port: must be between 0 (any free port) and 65535")
     if not 0 <= settings.http.port < 65536:
-        problems.append("http.port: must be between 0 and 65535")
+        problems.append("http.port: must be between 0 (any free port) and 65535")
     if not settings.server.ws_path.startswith("/"):
         problems.append("server.ws_path: must start with '/'")
     if c.ping_interval_s < 0 or c.pong_timeout_s < 0:
@@ -232,14 +239,17 @@ def validate(settings: Settings) -> list[str]:
         if (opts.history_size > 0) != (opts.history_ttl_s > 0):
             problems.append(f"{key}.history_ttl_s: history needs both history_size and history_ttl_s")
         if (opts.force_recovery or opts.force_positioning) and not opts.history_enabled:
-            problems.append(f"{key}.force_recovery: recovery and positioning need history_size and history_ttl_s")
+            problems.append(
+                f"{key}.force_recovery: recovery and positioning need history_size and history_ttl_s"
+            )
         if opts.force_push_join_leave and not opts.join_leave:
             problems.append(f"{key}.force_push_join_leave: needs join_leave")
     return problems
 
 
-def _build(cls: type[Any], section: str, table: Mapping[str, Any], env: Mapping[str, str],
-           problems: list[str]) -> Any:
+def _build(
+    cls: type[Any], section: str, table: Mapping[str, Any], env: Mapping[str, str], problems: list[str]
+) -> Any:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     known = {f.name for f in dataclasses.fields(cls)}

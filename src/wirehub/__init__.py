@@ -1,0 +1,3 @@
+"""wirehub: a realtime WebSocket gateway speaking Centrifugo's client protocol v2."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The client protocol: frames, JSON codec and the per-connection session rules. No I/O here."""

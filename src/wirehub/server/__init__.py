@@ -1,0 +1,1 @@
+"""The server: WebSocket gateway, connections, the hub, the node and the HTTP endpoints."""

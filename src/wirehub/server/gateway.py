@@ -1,0 +1,68 @@
+"""The WebSocket listener: accepts upgrades on the configured path and serves each connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from wirehub.errors import DisconnectShutdown
+from wirehub.server.connection import Client
+from wirehub.server.node import Node
+
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._server: Server | None = None
+
+    async def start(self) -> None:
+        settings = self.node.settings
+        self._server = await serve(
+            self._serve_client,
+            settings.server.host,
+            settings.server.port,
+            process_request=self._check_path,
+            max_size=settings.client.max_message_bytes,
+            # permessage-deflate costs several times the CPU and memory: off unless configured.
+            compression="deflate" if settings.server.compression else None,
+            # Pings are the protocol's own ({} every ping_interval_s), not WebSocket frames.
+            ping_interval=None,
+            close_timeout=2,
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path != self.node.settings.server.ws_path:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        return None
+
+    async def _serve_client(self, ws: ServerConnection) -> None:
+        client = Client(self.node, ws)
+        try:
+            await client.serve()
+        except Exception:
+            logger.exception("connection failed", extra={"client": client.id})
+
+    async def shutdown(self, timeout_s: float) -> None:
+        """Stop accepting, close every client with 3001, and wait (bounded) for them to go."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        await self.node.disconnect_all(DisconnectShutdown(), timeout_s=timeout_s)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._server.wait_closed()
+        except TimeoutError:
+            logger.warning("server did not close in time")

@@ -1,0 +1,342 @@
+"""SqliteStore: the MessageStore on one SQLite file (or ``:memory:``), via the stdlib ``sqlite3``.
+
+It owns two tables and nothing else:
+
+* ``streams``: one row per channel with its top offset and epoch. The row is never deleted, so
+  a stream's epoch only changes if the database itself is lost (or is ``:memory:`` and the
+  process restarts), which is exactly when clients must not trust their old offsets;
+* ``publications``: the retained publications, keyed by (channel, offset).
+
+Every sqlite call runs on one dedicated worker thread with one connection: the event loop never
+blocks on disk I/O, and the single thread serialises this process's appends, so offsets are
+assigned without holes or duplicates. ``BEGIN IMMEDIATE`` keeps that true with other processes
+on the same file too. Driver errors leave this module as ``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from wirehub.errors import StoreUnavailable
+from wirehub.types import (
+    JSON,
+    ClientInfo,
+    HistoryLimits,
+    HistoryPage,
+    NewPublication,
+    Publication,
+    StreamPosition,
+)
+
+__all__ = ["SqliteStore"]
+
+_T = TypeVar("_T")
+
+MEMORY = ":memory:"
+
+# "offset" is an SQL keyword (LIMIT ... OFFSET), hence quoted everywhere.
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS streams (
+        channel TEXT PRIMARY KEY,
+        top INTEGER NOT NULL,
+        epoch TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # WITHOUT ROWID: the rows are clustered by (channel, offset), which is the order every
+    # read and trim walks them in.
+    """
+    CREATE TABLE IF NOT EXISTS publications (
+        channel TEXT NOT NULL,
+        "offset" INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        info TEXT,
+        tags TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (channel, "offset")
+    ) WITHOUT ROWID
+    """,
+)
+
+_INSERT = (
+    'INSERT INTO publications (channel, "offset", data, info, tags, time_ms, expires_at)'
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+# One literal query per (reverse, since given) case: no SQL is built from strings at runtime.
+_SELECT = 'SELECT "offset", data, info, tags, time_ms FROM publications WHERE channel = ? AND expires_at > ?'
+_READ_QUERIES: dict[tuple[bool, bool], str] = {
+    (False, False): _SELECT + ' ORDER BY "offset" ASC LIMIT ?',
+    (False, True): _SELECT + ' AND "offset" > ? ORDER BY "offset" ASC LIMIT ?',
+    (True, False): _SELECT + ' ORDER BY "offset" DESC LIMIT ?',
+    (True, True): _SELECT + ' AND "offset" < ? ORDER BY "offset" DESC LIMIT ?',
+}
+
+# The message reaches clients (StoreUnavailable is a request error), so it stays generic; the
+# driver's own error is chained for the server log.
+_UNAVAILABLE = "history store unavailable"
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(4)
+
+
+def _dumps(value: object) -> str:
+    # ensure_ascii (the default) escapes NUL and lone surrogates, so any JSON value Python can
+    # hold is stored as plain ASCII text and decodes back to an equal value.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _encode_info(info: ClientInfo | None) -> str | None:
+    if info is None:
+        return None
+    return _dumps(
+        {
+            "user": info.user,
+            "client": info.client,
+            "conn_info": info.conn_info,
+            "chan_info": info.chan_info,
+        }
+    )
+
+
+def _decode_info(text: str | None) -> ClientInfo | None:
+    if text is None:
+        return None
+    raw: dict[str, Any] = json.loads(text)
+    return ClientInfo(
+        user=raw["user"],
+        client=raw["client"],
+        conn_info=raw.get("conn_info"),
+        chan_info=raw.get("chan_info"),
+    )
+
+
+def _decode_row(row: tuple[Any, ...]) -> Publication:
+    offset, data, info, tags, time_ms = row
+    decoded_data: JSON = json.loads(data)
+    decoded_tags: dict[str, str] = json.loads(tags)
+    return Publication(
+        data=decoded_data,
+        offset=offset,
+        info=_decode_info(info),
+        tags=decoded_tags,
+        time_ms=time_ms,
+    )
+
+
+def _path_from_url(url: str) -> str:
+    if url == "memory://":
+        return MEMORY
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and len(url) > len(prefix):
+        # "sqlite:///rel.db" -> "rel.db"; "sqlite:////abs.db" -> "/abs.db".
+        return url[len(prefix) :]
+    raise ValueError(f"not a sqlite store URL (want sqlite:///PATH or memory://): {url!r}")
+
+
+class SqliteStore:
+    """MessageStore on SQLite. ``clock`` gives the time in seconds (injectable for tests)."""
+
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._path = path
+        self._clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        # Only ever touched on the worker thread.
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqliteStore:
+        """``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or ``memory://``."""
+        return cls(_path_from_url(url), clock=clock)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirehub-sqlite")
+        try:
+            await self._run(self._open)
+        except BaseException:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown)
+            raise
+
+    async def close(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        # New calls fail fast from here on; those already queued run before the close job,
+        # since the single worker takes jobs in order.
+        self._executor = None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(executor, self._close_conn)
+        finally:
+            # The worker is idle by now, but joining it is still a blocking call.
+            await asyncio.to_thread(executor.shutdown)
+
+    # ------------------------------------------------------------------ MessageStore
+
+    async def append(
+        self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
+    ) -> list[Publication]:
+        if not pubs:
+            return []
+        batch = list(pubs)
+        return await self._run(lambda: self._append(channel, batch, limits))
+
+    async def read(
+        self,
+        channel: str,
+        *,
+        since: int | None,
+        limit: int,
+        reverse: bool = False,
+    ) -> HistoryPage:
+        return await self._run(lambda: self._read(channel, since, limit, reverse))
+
+    async def position(self, channel: str) -> StreamPosition:
+        page = await self._run(lambda: self._read(channel, None, 0, False))
+        return page.position
+
+    # ------------------------------------------------------------------ event loop side
+
+    async def _run(self, job: Callable[[], _T]) -> _T:
+        executor = self._executor
+        if executor is None:
+            # Also what a request racing shutdown sees: a temporary error, not a crash.
+            raise StoreUnavailable(_UNAVAILABLE)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, job)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(_UNAVAILABLE) from exc
+
+    # ------------------------------------------------------------------ worker thread side
+
+    def _open(self) -> None:
+        # isolation_level=None: the module issues BEGIN/COMMIT itself, so it decides which
+        # transactions take the write lock up front.
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            # Wait for other processes' write locks instead of failing at once.
+            conn.execute("PRAGMA busy_timeout = 5000")
+            if self._path != MEMORY:
+                # WAL: readers do not block the writer and vice versa.
+                conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: an acknowledged append survives a power loss, not only a process crash.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("connection is closed")
+        return self._conn
+
+    def _append(self, channel: str, pubs: list[NewPublication], limits: HistoryLimits) -> list[Publication]:
+        conn = self._connection()
+        now = self._clock()
+        now_ms = int(now * 1000)
+        expires_at = now + limits.ttl_s
+        # Encode before taking the write lock; a non-JSON payload raises TypeError here,
+        # which is the caller's bug and not a store failure.
+        encoded = [
+            (_dumps(p.data), _encode_info(p.info), _dumps(dict(p.tags)), p.time_ms or now_ms) for p in pubs
+        ]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT top FROM streams WHERE channel = ?", (channel,)).fetchone()
+            if row is None:
+                top = 0
+                conn.execute(
+                    "INSERT INTO streams (channel, top, epoch) VALUES (?, 0, ?)",
+                    (channel, _new_epoch()),
+                )
+            else:
+                top = int(row[0])
+            conn.executemany(
+                _INSERT,
+                [
+                    (channel, top + i, data, info, tags, time_ms, expires_at)
+                    for i, (data, info, tags, time_ms) in enumerate(encoded, start=1)
+                ],
+            )
+            new_top = top + len(pubs)
+            conn.execute("UPDATE streams SET top = ? WHERE channel = ?", (new_top, channel))
+            # Retention is enforced on append, the only time a stream grows; reads also filter
+            # on expires_at, so a stream nobody appends to never serves expired publications.
+            conn.execute(
+                'DELETE FROM publications WHERE channel = ? AND ("offset" <= ? OR expires_at <= ?)',
+                (channel, new_top - limits.size, now),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return [
+            Publication(data=p.data, offset=top + i, info=p.info, tags=dict(p.tags), time_ms=time_ms)
+            for i, (p, (_, _, _, time_ms)) in enumerate(zip(pubs, encoded, strict=True), start=1)
+        ]
+
+    def _read(self, channel: str, since: int | None, limit: int, reverse: bool) -> HistoryPage:
+        conn = self._connection()
+        now = self._clock()
+        # Stream rows are never deleted, so one seen here still exists inside the transaction.
+        exists = conn.execute("SELECT 1 FROM streams WHERE channel = ?", (channel,)).fetchone() is not None
+        # A read that must create the stream takes the write lock up front: upgrading a WAL
+        # read transaction to a write one fails if another process wrote in between.
+        conn.execute("BEGIN" if exists else "BEGIN IMMEDIATE")
+        try:
+            if not exists:
+                conn.execute(
+                    "INSERT OR IGNORE INTO streams (channel, top, epoch) VALUES (?, 0, ?)",
+                    (channel, _new_epoch()),
+                )
+            top, epoch = conn.execute(
+                "SELECT top, epoch FROM streams WHERE channel = ?", (channel,)
+            ).fetchone()
+            rows: list[tuple[Any, ...]] = []
+            if limit != 0:
+                params: list[object] = [channel, now]
+                if since is not None:
+                    params.append(since)
+                # A negative LIMIT means no limit in SQLite, which is what limit < 0 means here.
+                params.append(limit)
+                query = _READ_QUERIES[reverse, since is not None]
+                rows = conn.execute(query, params).fetchall()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return HistoryPage(
+            publications=[_decode_row(row) for row in rows],
+            position=StreamPosition(offset=int(top), epoch=str(epoch)),
+        )
