@@ -483,7 +483,7 @@ def test_load_settings_reports_unsupported_url_scheme(name: str, value: str, key
 @pytest.mark.parametrize(
     ("name", "value", "key"),
     [
-        ("WIREHUB_SERVER_PORT", "0", "server.port"),
+        ("WIREHUB_SERVER_PORT", "-1", "server.port"),
         ("WIREHUB_SERVER_PORT", "65536", "server.port"),
         ("WIREHUB_HTTP_PORT", "-1", "http.port"),
         ("WIREHUB_SERVER_WS_PATH", "connection", "server.ws_path"),
