@@ -147,8 +147,11 @@ class Client:
             return
         self._closing = reason
         if isinstance(reason, DisconnectSlow):
-            self._outbox.frames.clear()  # it could not read them anyway
+            # The writer may be stuck on a socket the client does not read: close from here.
+            # websockets writes the close frame, and aborts the connection after close_timeout.
+            self._outbox.frames.clear()
             self._outbox.size = 0
+            self._spawn(self.ws.close(reason.code, reason.reason))
         self._wakeup.set()
 
     async def _read_loop(self) -> None:
@@ -404,8 +407,11 @@ class Client:
                 subs[sub.channel] = await self._subscribe_server_side(sub, asked)
             result["subs"] = subs
             self._reply(command, result)
-        except BaseException:
-            self.session.connect_failed()
+        except Exception:
+            # A failed connect leaves nothing behind: no subscription of it stays live.
+            self._outbox.held = []
+            for channel in list(self.subs):
+                await self._leave(channel)
             raise
         finally:
             held, self._outbox.held = self._outbox.held, None
