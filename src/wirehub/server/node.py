@@ -20,6 +20,7 @@ from wirehub.channels.names import ChannelName, parse_channel
 from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
 from wirehub.errors import Disconnect, Invalid, UnknownChannel
+from wirehub.server.commit import GroupCommitter
 from wirehub.server.hub import Hub
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
@@ -67,6 +68,7 @@ class Node:
         self.verifier = verifier
         self.router = router
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
+        self.committer = GroupCommitter(store)
         self._clients: dict[str, LocalClient] = {}
         self.version = VERSION
         # Presence entries are removed on leave; the ttl only bounds the life of entries a
@@ -78,6 +80,7 @@ class Node:
         await self.broker.start(self.hub)
 
     async def close(self) -> None:
+        await self.committer.close()
         await self.hub.close()
         await self.broker.close()
         await self.store.close()
@@ -135,7 +138,7 @@ class Node:
         if options.history_enabled:
             limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
             new = NewPublication(data=data, info=info, tags=tags or {}, time_ms=now_ms)
-            (pub,) = await self.store.append(channel, [new], limits=limits)
+            pub = await self.committer.append(channel, new, limits)
         else:
             pub = Publication(data=data, info=info, tags=tags or {}, time_ms=now_ms)
         await self.broker.publish(channel, pub)
