@@ -7,6 +7,8 @@ objects can be joined with ``\\n`` into one frame.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from wirehub.errors import DisconnectBadRequest, ErrorReply
@@ -14,6 +16,11 @@ from wirehub.protocol.frames import Command, parse_command
 from wirehub.types import JSON, WireDict
 
 PING = "{}"
+
+MAX_JSON_DEPTH = 64
+"""Deeper values are refused: the server must be able to re-encode whatever it accepted."""
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -40,9 +47,10 @@ def decode_frame(frame: str | bytes) -> list[Command]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, parse_constant=_reject_constant)
+            obj = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
         except (ValueError, RecursionError):
             raise DisconnectBadRequest("malformed JSON") from None
+        _check_encodable(line, obj)
         commands.append(parse_command(obj))
     if not commands:
         raise DisconnectBadRequest("empty frame")
@@ -51,6 +59,48 @@ def decode_frame(frame: str | bytes) -> list[Command]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows")
+    return value
+
+
+def _check_encodable(line: str, obj: Any) -> None:
+    """Refuse values that decode but could not be sent on: too deep, or lone surrogates.
+
+    Both checks first look at the raw line with C-speed string scans, so the common case
+    (shallow payloads without escaped surrogates) never walks the value in Python.
+    """
+    too_many_brackets = line.count("[") + line.count("{") > MAX_JSON_DEPTH
+    surrogates = _ESCAPED_SURROGATE.search(line) is not None
+    if not too_many_brackets and not surrogates:
+        return
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise DisconnectBadRequest("JSON nested too deeply")
+            for key, item in value.items():
+                if surrogates:
+                    _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            if depth > MAX_JSON_DEPTH:
+                raise DisconnectBadRequest("JSON nested too deeply")
+            stack.extend((item, depth + 1) for item in value)
+        elif surrogates and isinstance(value, str):
+            _check_text(value)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DisconnectBadRequest("lone surrogate in a string") from None
 
 
 def encode_reply(cmd_id: int, method: str, result: WireDict) -> str:

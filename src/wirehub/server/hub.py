@@ -79,6 +79,8 @@ class _Channel:
     ring: deque[Publication] = field(default_factory=lambda: deque(maxlen=RING_SIZE))
     repair: asyncio.TimerHandle | None = None
     repairing: bool = False
+    recheck: bool = False
+    """A gap was reported that a repair must still look at (reported while one was running)."""
 
 
 class Hub:
@@ -254,6 +256,7 @@ class Hub:
         for channel in channels:
             state = self._channels.get(channel)
             if state is not None and state.history and state.top is not None:
+                state.recheck = True
                 self._schedule_repair(channel, state, delay=0.0)
 
     # ------------------------------------------------------------------ ordered delivery
@@ -272,7 +275,7 @@ class Hub:
         self._deliver(channel, state, pub)
         while state.top + 1 in state.pending:
             self._deliver(channel, state, state.pending.pop(state.top + 1))
-        if not state.pending and state.repair is not None:
+        if not state.pending and not state.recheck and state.repair is not None:
             state.repair.cancel()
             state.repair = None
 
@@ -293,7 +296,10 @@ class Hub:
 
         def start() -> None:
             state.repair = None
-            if state.repairing or self._channels.get(channel) is not state:
+            if self._channels.get(channel) is not state:
+                return
+            if state.repairing:
+                state.recheck = True  # the running repair schedules another when it ends
                 return
             task = asyncio.get_running_loop().create_task(self._repair(channel, state))
             self._tasks.add(task)
@@ -304,6 +310,7 @@ class Hub:
     async def _repair(self, channel: str, state: _Channel) -> None:
         """Fill holes from the store; close subscribers if the store cannot fill them."""
         state.repairing = True
+        state.recheck = False
         try:
             assert state.top is not None
             page = await self._store.read(channel, since=state.top, limit=RING_SIZE)
@@ -330,6 +337,8 @@ class Hub:
             self._lost_continuity(channel, state)
         finally:
             state.repairing = False
+            if state.recheck and self._channels.get(channel) is state and state.top is not None:
+                self._schedule_repair(channel, state, delay=0.0)
 
     def _lost_continuity(self, channel: str, state: _Channel, position: StreamPosition | None = None) -> None:
         """Drop every positioned subscriber of the channel; they reconnect and recover."""
