@@ -40,7 +40,7 @@ class HttpSettings:
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
     ping_interval_s: int = 25
-    pong_timeout_s: int = 8
+    pong_timeout_s: float = 8.0
     stale_timeout_s: float = 15.0
     max_message_bytes: int = 65536
     channel_max_length: int = 255
@@ -52,6 +52,9 @@ class ClientSettings:
     expired_close_delay_s: float = 25.0
     # How long the hub waits for a missing offset before filling the hole from the store.
     reorder_timeout_s: float = 0.05
+    # Presence entries expire unless refreshed: a node that dies leaves no ghosts for long.
+    presence_ttl_s: float = 60.0
+    presence_update_interval_s: float = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,8 @@ def validate(settings: Settings) -> list[str]:
     ):
         if getattr(c, key) <= 0:
             problems.append(f"client.{key}: must be positive")
+    if not 0 < c.presence_update_interval_s < c.presence_ttl_s:
+        problems.append("client.presence_update_interval_s: must be positive and below client.presence_ttl_s")
     if c.max_message_bytes > c.write_queue_max_bytes:
         problems.append("client.write_queue_max_bytes: must be at least client.max_message_bytes")
     if not settings.broker.url.startswith("memory://"):

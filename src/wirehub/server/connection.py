@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -223,6 +223,9 @@ class Client:
             return
         self._wakeup.set()
 
+    def presence_entries(self) -> Iterator[tuple[str, ClientInfo]]:
+        return ((sub.channel, sub.info) for sub in tuple(self.subs.values()) if sub.presence)
+
     def lost_continuity(self, channel: str) -> None:
         self.disconnect(DisconnectInsufficientState())
 
@@ -395,6 +398,7 @@ class Client:
             result.update(ping=interval, pong=True)
 
         self.session.connect_succeeded()
+        self._schedule_ping()
         if not server_subs:
             return result
         # Pushes of server-side subscriptions must not overtake the connect reply.

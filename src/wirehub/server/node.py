@@ -8,9 +8,10 @@ Presence, MessageStore and TokenVerifier interfaces only; ``wirehub.app`` picks 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 from wirehub import __version__
@@ -49,6 +50,10 @@ class LocalClient(Protocol):
 
     async def closed(self) -> None: ...
 
+    def presence_entries(self) -> Iterable[tuple[str, ClientInfo]]:
+        """The (channel, info) presence entries this connection keeps alive."""
+        ...
+
 
 class Node:
     def __init__(
@@ -71,15 +76,18 @@ class Node:
         self.committer = GroupCommitter(store)
         self._clients: dict[str, LocalClient] = {}
         self.version = VERSION
-        # Presence entries are removed on leave; the ttl only bounds the life of entries a
-        # crashed node could not remove.
-        self.presence_ttl_s = 60.0
+        self._presence_refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.start()
         await self.broker.start(self.hub)
+        self._presence_refresher = asyncio.create_task(self._refresh_presence())
 
     async def close(self) -> None:
+        if self._presence_refresher is not None:
+            self._presence_refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence_refresher
         await self.committer.close()
         await self.hub.close()
         await self.broker.close()
@@ -160,9 +168,25 @@ class Node:
 
     # ------------------------------------------------------------------ presence and join/leave
 
+    async def _refresh_presence(self) -> None:
+        """Re-add every local presence entry before it expires (removal happens on leave)."""
+        interval = self.settings.client.presence_update_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            for client in self.clients():
+                for channel, info in client.presence_entries():
+                    try:
+                        await self.presence_store.add(
+                            channel, info, ttl_s=self.settings.client.presence_ttl_s
+                        )
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        logger.exception("presence refresh failed", extra={"channel": channel})
+
     async def joined(self, channel: str, info: ClientInfo, *, presence: bool, announce: bool) -> None:
         if presence:
-            await self.presence_store.add(channel, info, ttl_s=self.presence_ttl_s)
+            await self.presence_store.add(channel, info, ttl_s=self.settings.client.presence_ttl_s)
         if announce:
             await self.broker.publish(channel, Join(info))
 

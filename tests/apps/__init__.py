@@ -1,0 +1,1 @@
+"""Handler apps that integration tests load with ``wirehub serve --app``."""
