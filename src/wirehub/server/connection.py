@@ -71,6 +71,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+CLOSE_DEADLINE_S = 3.0
+"""How long a closing connection may take to flush and shake hands before it is dropped."""
+
 MAX_BATCH_CHARS = 64 * 1024
 """Replies and pushes are joined into frames of about this size, so no client sees huge frames."""
 
@@ -152,7 +155,15 @@ class Client:
             self._outbox.frames.clear()
             self._outbox.size = 0
             self._spawn(self.ws.close(reason.code, reason.reason))
+        # A client that does not read keeps a writer (and websockets' own close) waiting on a
+        # full socket forever: past the close deadline, drop the connection.
+        self._timers["abort"] = self._loop.call_later(CLOSE_DEADLINE_S, self._abort)
         self._wakeup.set()
+
+    def _abort(self) -> None:
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
 
     async def _read_loop(self) -> None:
         try:
