@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from tests.gateway_process import GatewayProcess
+from tests.services import MongoStandIn, RedisServer
 
 StartGateway = Callable[..., Awaitable[GatewayProcess]]
 
@@ -36,3 +40,46 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
 async def gateway(start_gateway: StartGateway) -> GatewayProcess:
     """A gateway on the out-of-the-box configuration (the ``chat`` namespace)."""
     return await start_gateway()
+
+
+# --------------------------------------------------------------------------- backing services
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisServer | None]:
+    """A real redis-server for the session, or None when WIREHUB_TEST_REDIS_URL names one."""
+    if os.environ.get("WIREHUB_TEST_REDIS_URL"):
+        yield None
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer | None) -> str:
+    return os.environ.get("WIREHUB_TEST_REDIS_URL") or (redis_server.url if redis_server else "")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MongoStandIn | None]:
+    """The nx-27017 stand-in for the session, or None when WIREHUB_TEST_MONGODB_URL names a MongoDB."""
+    if os.environ.get("WIREHUB_TEST_MONGODB_URL"):
+        yield None
+        return
+    server = MongoStandIn(tmp_path_factory.mktemp("mongo"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def mongodb_url(mongo_server: MongoStandIn | None) -> str:
+    return os.environ.get("WIREHUB_TEST_MONGODB_URL") or (mongo_server.url if mongo_server else "")
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test uses: key prefixes and database names isolate tests on shared servers."""
+    return f"t{uuid.uuid4().hex[:12]}"

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wirehub.auth.jwt import JwtVerifier
+from wirehub.broker.base import Broker, Presence
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
 from wirehub.channels.router import Router
 from wirehub.config import Settings, load_settings
 from wirehub.server.gateway import Gateway
 from wirehub.server.http import HttpServer
 from wirehub.server.node import Node
+from wirehub.storage.base import MessageStore
 from wirehub.storage.sqlite import SqliteStore
 
 logger = logging.getLogger(__name__)
@@ -69,13 +71,23 @@ def with_token_secret(settings: Settings) -> Settings:
     return dataclasses.replace(settings, auth=dataclasses.replace(auth, token_hmac_secret=secret))
 
 
+def build_broker(settings: Settings) -> tuple[Broker, Presence]:
+    """The broker and presence named by ``broker.url``; drivers are imported only when used."""
+    return MemoryBroker(), MemoryPresence()
+
+
+def build_store(settings: Settings) -> MessageStore:
+    """The message store named by ``store.url``; drivers are imported only when used."""
+    return SqliteStore.from_url(settings.store.url)
+
+
 def build_node(settings: Settings, router: Router) -> Node:
-    # Only memory:// brokers and sqlite/memory stores exist yet; config validation rejects others.
+    broker, presence = build_broker(settings)
     return Node(
         settings,
-        broker=MemoryBroker(),
-        presence=MemoryPresence(),
-        store=SqliteStore.from_url(settings.store.url),
+        broker=broker,
+        presence=presence,
+        store=build_store(settings),
         verifier=JwtVerifier(settings.auth),
         router=router,
     )

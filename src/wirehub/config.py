@@ -19,6 +19,8 @@ from typing import Any
 from wirehub.errors import ConfigError
 
 NAMESPACE_NAME = re.compile(r"^[-a-zA-Z0-9_]{2,}$")
+BROKER_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+STORE_SCHEMES = ("sqlite:///", "memory://", "mongodb://", "mongodb+srv://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +70,22 @@ class AuthSettings:
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    url: str = "memory://"
+    url: str = field(default="memory://", repr=False)  # may carry a password
+    # Several deployments can share one Redis: every key and channel starts with this prefix.
+    key_prefix: str = "wirehub"
+    # Redis Cluster: channels spread over the shards with sharded pub/sub (SSUBSCRIBE/SPUBLISH).
+    cluster: bool = False
+    max_connections: int = 64
 
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    url: str = "sqlite:///wirehub.db"
+    url: str = field(default="sqlite:///wirehub.db", repr=False)  # may carry a password
+    # MongoDB: defaults safe for a replica set (acknowledged by a majority, journaled).
+    write_concern: str = "majority"
+    read_preference: str = "primary"
+    # A retried publish with the same idempotency key within this window gets the original offset.
+    idempotency_window_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +243,12 @@ def validate(settings: Settings) -> list[str]:
         problems.append("client.presence_update_interval_s: must be positive and below client.presence_ttl_s")
     if c.max_message_bytes > c.write_queue_max_bytes:
         problems.append("client.write_queue_max_bytes: must be at least client.max_message_bytes")
-    if not settings.broker.url.startswith("memory://"):
-        problems.append(f"broker.url: unsupported scheme in {settings.broker.url!r} (memory://)")
-    if not settings.store.url.startswith(("sqlite:///", "memory://")):
-        problems.append(f"store.url: unsupported scheme in {settings.store.url!r} (sqlite:///path)")
+    if not settings.broker.url.startswith(BROKER_SCHEMES):
+        problems.append(f"broker.url: unsupported scheme (expected one of {', '.join(BROKER_SCHEMES)})")
+    if settings.broker.cluster and not settings.broker.url.startswith(("redis://", "rediss://")):
+        problems.append("broker.cluster: needs a redis:// or rediss:// url")
+    if not settings.store.url.startswith(STORE_SCHEMES):
+        problems.append(f"store.url: unsupported scheme (expected one of {', '.join(STORE_SCHEMES)})")
     everything = {"channel_defaults": settings.channel_defaults} | {
         f"namespaces.{name}": opts for name, opts in settings.namespaces.items()
     }

@@ -471,7 +471,7 @@ def test_load_settings_reports_problem_when_force_push_join_leave_without_join_l
 @pytest.mark.parametrize(
     ("name", "value", "key"),
     [
-        ("WIREHUB_BROKER_URL", "redis://localhost:6379", "broker.url"),
+        ("WIREHUB_BROKER_URL", "amqp://localhost:5672", "broker.url"),
         ("WIREHUB_STORE_URL", "postgres://localhost/db", "store.url"),
     ],
 )
@@ -545,7 +545,7 @@ def test_load_settings_reports_all_problems_at_once(tmp_path: Path) -> None:
         """,
     )
 
-    problems = problems_of(path, env={"WIREHUB_BROKER_URL": "redis://", "WIREHUB_HTTP_PORT": "nope"})
+    problems = problems_of(path, env={"WIREHUB_BROKER_URL": "nats://", "WIREHUB_HTTP_PORT": "nope"})
 
     for key in ("bogus", "server.port", "client.foo", "namespaces.x", "broker.url", "http.port"):
         assert has_problem(problems, key), key
