@@ -129,8 +129,11 @@ class Client:
         try:
             await self._read_loop()
         finally:
-            for timer in self._timers.values():
-                timer.cancel()
+            # The abort deadline stays armed until the writer is done: it may be stuck on a
+            # socket the client never reads.
+            for name, timer in self._timers.items():
+                if name != "abort":
+                    timer.cancel()
             if self._closing is None:
                 self._closing = Disconnect()  # the peer went away: nothing more to write
                 self._wakeup.set()
@@ -138,6 +141,8 @@ class Client:
                 await self._cleanup()
             finally:
                 await writer
+                if "abort" in self._timers:
+                    self._timers["abort"].cancel()
                 self.node.unregister(self)
                 self._done.set()
 
