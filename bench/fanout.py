@@ -359,6 +359,9 @@ class Pacing:
 
 async def run_scenario(scenario: Scenario, params: Params, workdir: Path) -> Result:
     env = {"WIREHUB_SERVER_COMPRESSION": "true"} if scenario.compression else {}
+    # The publisher may send faster than the per-connection command limit and the subscribers
+    # connect faster than the handshake limit: both would measure the limits, not the fan-out.
+    env |= {"WIREHUB_CLIENT_COMMAND_RATE_PER_S": "0", "WIREHUB_CLIENT_CONNECTION_RATE_PER_S": "0"}
     gateway = GatewayProcess(workdir, config=scenario.config, env=env)
     await gateway.start()
     assert gateway.proc is not None

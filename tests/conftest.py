@@ -11,9 +11,19 @@ import pytest
 import pytest_asyncio
 
 from tests.gateway_process import GatewayProcess
-from tests.services import MongoStandIn, RedisServer
+from tests.services import MongoStandIn, RedisClusterServers, RedisServer
 
 StartGateway = Callable[..., Awaitable[GatewayProcess]]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``real_mongodb`` are skipped unless WIREHUB_TEST_MONGODB_URL names a MongoDB."""
+    if os.environ.get("WIREHUB_TEST_MONGODB_URL"):
+        return
+    skip = pytest.mark.skip(reason="needs a real MongoDB (WIREHUB_TEST_MONGODB_URL); the stand-in lacks it")
+    for item in items:
+        if item.get_closest_marker("real_mongodb") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture
@@ -60,6 +70,38 @@ async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 @pytest.fixture
 def redis_url(redis_server: RedisServer | None) -> str:
     return os.environ.get("WIREHUB_TEST_REDIS_URL") or (redis_server.url if redis_server else "")
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A redis-server for this test alone, which it may stop, freeze (SIGSTOP) and start again."""
+    server = RedisServer(tmp_path / "own-redis")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RedisClusterServers | None]:
+    """A real 3-master Redis Cluster for the session, or None if WIREHUB_TEST_REDIS_CLUSTER_URL names one."""
+    if os.environ.get("WIREHUB_TEST_REDIS_CLUSTER_URL"):
+        yield None
+        return
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        await cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServers | None) -> str:
+    return os.environ.get("WIREHUB_TEST_REDIS_CLUSTER_URL") or (redis_cluster.url if redis_cluster else "")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

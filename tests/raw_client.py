@@ -9,7 +9,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = 10.0
 
 
 class RawClient:

@@ -101,6 +101,79 @@ class RedisServer(ServerProcess):
         return f"redis://127.0.0.1:{self.port}/0"
 
 
+async def redis_cli(port: int, *args: str, host: str = "127.0.0.1") -> str:
+    """Run one ``redis-cli`` command against ``host``:``port``; its output, or RuntimeError."""
+    path = shutil.which("redis-cli")
+    if path is None:
+        raise RuntimeError("redis-cli is not installed: scripts/test installs Debian's redis-server")
+    proc = await asyncio.create_subprocess_exec(
+        path, "-h", host, "-p", str(port), *args,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(START_TIMEOUT_S):
+        output, _ = await proc.communicate()
+    text = output.decode(errors="replace")
+    if proc.returncode != 0 or text.startswith("ERR") or "(error)" in text:
+        raise RuntimeError(f"redis-cli {' '.join(args)}: exit {proc.returncode}: {text}")
+    return text
+
+
+class RedisClusterNode(RedisServer):
+    """One master of a test cluster; its cluster bus gets a free port of its own."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.bus_port = free_port()
+
+    def command(self) -> list[str]:
+        return [
+            *super().command(),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.workdir / "nodes.conf"),
+            "--cluster-port", str(self.bus_port),
+            "--cluster-node-timeout", "5000",
+        ]  # fmt: skip
+
+
+class RedisClusterServers:
+    """A Redis Cluster of ``masters`` masters (no replicas) on loopback ports, made with redis-cli."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.nodes = [RedisClusterNode(workdir / f"node{i}") for i in range(masters)]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    async def start(self) -> None:
+        for node in self.nodes:
+            await node.start()
+        await redis_cli(
+            self.nodes[0].port,
+            "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in self.nodes), "--cluster-yes",
+        )  # fmt: skip
+        # redis-cli returns once the slots are assigned; every node must also know the others.
+        async with asyncio.timeout(START_TIMEOUT_S):
+            for node in self.nodes:
+                while True:
+                    info = await redis_cli(node.port, "cluster", "info")
+                    if "cluster_state:ok" in info and f"cluster_known_nodes:{len(self.nodes)}" in info:
+                        break
+                    await asyncio.sleep(0.05)  # gossip has no event to wait on: poll under the deadline
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            await node.stop()
+
+    async def node_ids(self) -> dict[int, str]:
+        """Port -> cluster node id, as the first node sees the cluster."""
+        ids: dict[int, str] = {}
+        for line in (await redis_cli(self.nodes[0].port, "cluster", "nodes")).splitlines():
+            node_id, address = line.split()[:2]
+            ids[int(address.split("@")[0].rsplit(":", 1)[1])] = node_id
+        return ids
+
+
 class MongoStandIn(ServerProcess):
     """``nx-27017``: the MongoDB wire protocol over SQLite, one database file per logical db."""
 

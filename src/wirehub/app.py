@@ -14,16 +14,21 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from wirehub.auth.accounts import Accounts
+from wirehub.auth.issuer import HmacTokenIssuer
 from wirehub.auth.jwt import JwtVerifier
-from wirehub.broker.base import Broker, Presence
+from wirehub.auth.passwords import BcryptHasher
+from wirehub.broker.base import Broker, Presence, RateLimiter
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
+from wirehub.broker.memory_limits import MemoryRateLimiter
 from wirehub.channels.router import Router
 from wirehub.config import Settings, load_settings
 from wirehub.server.gateway import Gateway
 from wirehub.server.http import HttpServer
 from wirehub.server.node import Node
-from wirehub.storage.base import MessageStore
+from wirehub.storage.base import MessageStore, RefreshTokenStore, UserStore
 from wirehub.storage.sqlite import SqliteStore
+from wirehub.storage.sqlite_tokens import SqliteRefreshTokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +61,13 @@ def with_token_secret(settings: Settings) -> Settings:
     ``wirehub serve`` and ``wirehub token`` both call this, so they always agree on the secret.
     """
     auth = settings.auth
-    if auth.token_hmac_secret or auth.token_rsa_public_key or auth.token_ecdsa_public_key:
+    if (
+        auth.token_hmac_secret
+        or auth.token_rsa_public_key
+        or auth.token_ecdsa_public_key
+        or auth.token_ed25519_public_key
+        or auth.token_jwks_url
+    ):
         return settings
     path = secret_path(settings)
     try:
@@ -73,12 +84,66 @@ def with_token_secret(settings: Settings) -> Settings:
 
 def build_broker(settings: Settings) -> tuple[Broker, Presence]:
     """The broker and presence named by ``broker.url``; drivers are imported only when used."""
+    if settings.broker.url.startswith(("redis://", "rediss://", "unix://")):
+        from wirehub.broker.redis import open_redis
+
+        return open_redis(settings.broker)
     return MemoryBroker(), MemoryPresence()
 
 
 def build_store(settings: Settings) -> MessageStore:
     """The message store named by ``store.url``; drivers are imported only when used."""
-    return SqliteStore.from_url(settings.store.url)
+    if settings.store.url.startswith(("mongodb://", "mongodb+srv://")):
+        from wirehub.storage.mongo import MongoStore
+
+        return MongoStore.from_settings(settings.store)
+    return SqliteStore.from_url(settings.store.url, idempotency_window_s=settings.store.idempotency_window_s)
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """Login limits shared by every replica on the broker's Redis, else counted per replica."""
+    if settings.broker.url.startswith(("redis://", "rediss://", "unix://")):
+        from wirehub.broker.redis_limits import RedisRateLimiter
+
+        return RedisRateLimiter.from_settings(settings.broker)
+    return MemoryRateLimiter()
+
+
+def build_account_stores(store: MessageStore) -> tuple[UserStore, RefreshTokenStore]:
+    """The UserStore and RefreshTokenStore beside the message store (same database, same URL)."""
+    if isinstance(store, SqliteStore):
+        return store.users, SqliteRefreshTokenStore(store)
+    from wirehub.storage.mongo import MongoStore
+    from wirehub.storage.mongo_tokens import MongoRefreshTokenStore
+
+    if isinstance(store, MongoStore):
+        return store.users, MongoRefreshTokenStore(store)
+    raise TypeError(f"no account storage for {type(store).__name__}")
+
+
+def build_accounts(settings: Settings, store: MessageStore) -> Accounts | None:
+    """The account endpoints' service, or None when ``accounts.enabled`` is off or cannot be.
+
+    Tokens are signed with the HMAC secret: a deployment verifying only public keys has no
+    key to sign with, so its account endpoints stay off (with a warning).
+    """
+    if not settings.accounts.enabled:
+        return None
+    if not settings.auth.token_hmac_secret:
+        logger.warning("account endpoints off: issuing tokens needs auth.token_hmac_secret")
+        return None
+    users, refresh_tokens = build_account_stores(store)
+    a = settings.accounts
+    return Accounts(
+        a,
+        users=users,
+        refresh_tokens=refresh_tokens,
+        hasher=BcryptHasher(
+            a.bcrypt_cost, max_concurrency=a.bcrypt_max_concurrency, max_waiting=a.bcrypt_max_waiting
+        ),
+        issuer=HmacTokenIssuer(settings.auth),
+        limiter=build_rate_limiter(settings),
+    )
 
 
 def build_node(settings: Settings, router: Router) -> Node:
@@ -106,6 +171,8 @@ class Running:
         self.http.ready = False
         await self.gateway.shutdown(timeout)
         await self.http.close()
+        if self.http.accounts is not None:
+            await self.http.accounts.close()
         await self.node.close()
 
 
@@ -114,12 +181,17 @@ async def start(settings: Settings, router: Router) -> Running:
     node = build_node(settings, router)
     await node.start()
     gateway = Gateway(node)
-    http = HttpServer(node)
+    accounts = build_accounts(settings, node.store)
+    http = HttpServer(node, accounts)
     try:
+        if accounts is not None:
+            await accounts.start()
         await gateway.start()
         await http.start()
     except BaseException:
         await gateway.shutdown(0)
+        if accounts is not None:
+            await accounts.close()
         await node.close()
         raise
     http.ready = True

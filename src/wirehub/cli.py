@@ -8,11 +8,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from wirehub.app import Running, load_app, serve, with_token_secret
-from wirehub.auth.jwt import issue_token
+from wirehub.auth.jwt import SigningKey, issue_subscription_token, issue_token, load_signing_key
 from wirehub.config import Settings, load_settings
 from wirehub.errors import ConfigError
+from wirehub.types import JSON
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,12 +26,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_serve.add_argument("--app", help="module:attr of an App or Router with channel handlers")
     p_serve.add_argument("--log-level", default="INFO")
 
-    p_token = commands.add_parser("token", help="print a connection token signed with the configured secret")
+    p_token = commands.add_parser(
+        "token",
+        help="print a connection (or, with --channel, subscription) token the gateway accepts",
+        description="Signs with the configured HMAC secret, or with --private-key; adds the configured"
+        " auth.token_audience and auth.token_issuer as aud and iss.",
+    )
     p_token.add_argument("--config", help="TOML configuration file")
     p_token.add_argument("--user", required=True, help="user id (the sub claim)")
     p_token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry; 0 for none")
-    p_token.add_argument("--info", help="JSON connection info shown to other clients")
+    p_token.add_argument("--info", help="JSON connection info (channel info with --channel)")
     p_token.add_argument("--channels", default="", help="comma-separated server-side subscriptions")
+    p_token.add_argument("--channel", help="issue a subscription token for this channel instead")
+    p_token.add_argument(
+        "--private-key", help="PEM private key file (RSA, ECDSA or Ed25519) to sign with, not the secret"
+    )
+    p_token.add_argument("--algorithm", help="e.g. HS512 or RS384; defaults follow the key")
+    p_token.add_argument("--kid", default="", help="key id for the header (keys from a JWKS)")
 
     p_check = commands.add_parser("check", help="validate a configuration file")
     p_check.add_argument("--config", required=True, help="TOML configuration file")
@@ -71,23 +84,74 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from wirehub.channels.router import Router
 
-    asyncio.run(serve(settings, router or Router(), on_ready=announce))
+    try:
+        asyncio.run(serve(settings, router or Router(), on_ready=announce))
+    except ConfigError as exc:
+        # Problems only a backend finds when it starts (e.g. a malformed MongoDB URL).
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    settings = with_token_secret(settings)
-    secret = settings.auth.token_hmac_secret
-    if not secret:
-        print("error: auth.token_hmac_secret: tokens are signed with an HMAC secret", file=sys.stderr)
-        return 2
+    key: SigningKey
+    if args.private_key:
+        try:
+            key = load_signing_key(Path(args.private_key).read_bytes())
+        except OSError as exc:
+            print(f"error: --private-key: cannot read {args.private_key}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"error: --private-key: {exc}", file=sys.stderr)
+            return 2
+    else:
+        key = with_token_secret(settings).auth.token_hmac_secret
+        if not key:
+            print(
+                "error: auth.token_hmac_secret: no HMAC secret configured; sign with --private-key",
+                file=sys.stderr,
+            )
+            return 2
     try:
         info = json.loads(args.info) if args.info else None
     except json.JSONDecodeError as exc:
         print(f"error: --info is not JSON: {exc}", file=sys.stderr)
         return 2
-    channels = [c for c in args.channels.split(",") if c]
-    print(issue_token(secret, user=args.user, ttl_s=args.ttl or None, info=info, channels=channels))
+    extra: dict[str, JSON] = {}
+    if settings.auth.token_audience:
+        extra["aud"] = settings.auth.token_audience
+    if settings.auth.token_issuer:
+        extra["iss"] = settings.auth.token_issuer
+    user: str = args.user
+    ttl_s: int | None = args.ttl or None
+    try:
+        if args.channel:
+            token = issue_subscription_token(
+                key,
+                user=user,
+                channel=args.channel,
+                ttl_s=ttl_s,
+                info=info,
+                algorithm=args.algorithm,
+                extra=extra,
+                kid=args.kid,
+            )
+        else:
+            token = issue_token(
+                key,
+                user=user,
+                ttl_s=ttl_s,
+                info=info,
+                channels=[c for c in args.channels.split(",") if c],
+                algorithm=args.algorithm,
+                extra=extra,
+                kid=args.kid,
+            )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(token)
     return 0
 
 

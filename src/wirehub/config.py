@@ -21,6 +21,10 @@ from wirehub.errors import ConfigError
 NAMESPACE_NAME = re.compile(r"^[-a-zA-Z0-9_]{2,}$")
 BROKER_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 STORE_SCHEMES = ("sqlite:///", "memory://", "mongodb://", "mongodb+srv://")
+READ_PREFERENCE_NAMES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
+READ_PREFERENCES = frozenset(name.lower() for name in READ_PREFERENCE_NAMES)
+STRINGS = tuple[str, ...]
+"""The type of list-valued keys: a TOML array of strings, or a comma-separated environment value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,11 @@ class ServerSettings:
     shutdown_timeout_s: float = 5.0
     # permessage-deflate costs several times the CPU and memory per connection: off unless asked.
     compression: bool = False
+    # Browser origins allowed to open a WebSocket (``*`` globs, case-insensitive). Empty: only
+    # handshakes without an Origin header (non-browser clients), as Centrifugo does; others get 403.
+    allowed_origins: tuple[str, ...] = ()
+    # A client that has not completed the WebSocket handshake by then is dropped.
+    handshake_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +66,42 @@ class ClientSettings:
     # Presence entries expire unless refreshed: a node that dies leaves no ghosts for long.
     presence_ttl_s: float = 60.0
     presence_update_interval_s: float = 25.0
+    # Limits (0 disables each). Connections of one user on this replica, beyond which connect
+    # closes with 3504; anonymous connections are not counted.
+    user_connection_limit: int = 0
+    # Channels one connection may be subscribed to: 106 on subscribe, 3505 at connect (Centrifugo: 128).
+    channel_limit: int = 128
+    # New WebSocket handshakes per second on this replica (token bucket): 503 before the upgrade.
+    connection_rate_per_s: float = 500.0
+    connection_burst: int = 1000
+    # Commands per second per connection (token bucket): error 111 when empty, close 3013 when the
+    # client keeps going until it owes another whole burst.
+    command_rate_per_s: float = 200.0
+    command_burst: int = 1000
+    # Error replies a connection may provoke per max_errors_interval_s before it is closed with 3509.
+    max_errors: int = 100
+    max_errors_interval_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
     token_hmac_secret: str = field(default="", repr=False)
+    # Key rotation: HMAC tokens signed with the previous secret stay valid while it is set.
+    token_hmac_previous_secret: str = field(default="", repr=False)
     token_rsa_public_key: str = ""
     token_ecdsa_public_key: str = ""
+    token_ed25519_public_key: str = ""
+    # Tokens with a ``kid`` header are checked against this JSON Web Key Set (RSA, EC, Ed25519 keys).
+    token_jwks_url: str = ""
+    token_jwks_refresh_interval_s: float = 300.0
+    # An unknown ``kid`` refetches the set at most this often; in between such tokens fail.
+    token_jwks_min_refresh_interval_s: float = 5.0
+    # Below the SDKs' 5 s command timeout: a connect waiting on the fetch still gets its answer.
+    token_jwks_timeout_s: float = 2.0
     token_audience: str = ""
     token_issuer: str = ""
+    # Clock skew tolerated on ``exp`` and ``nbf``.
+    token_leeway_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +122,30 @@ class StoreSettings:
     read_preference: str = "primary"
     # A retried publish with the same idempotency key within this window gets the original offset.
     idempotency_window_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsSettings:
+    """The account endpoints on the HTTP port (``/auth/register``, ``/auth/login``...)."""
+
+    enabled: bool = True
+    # bcrypt work factor (4..31); each step doubles the time a hash takes.
+    bcrypt_cost: int = 12
+    # Hashes computed at once (threads); more requests wait, up to bcrypt_max_waiting, then get 503.
+    bcrypt_max_concurrency: int = 2
+    bcrypt_max_waiting: int = 64
+    password_min_length: int = 8
+    username_max_length: int = 64
+    # Connection tokens from login and refresh; refresh tokens rotate on every use.
+    token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 2_592_000
+    # Login attempts (token buckets: this many per window, refilled evenly; 0 disables). A
+    # successful login gives its attempt back. Registrations count against the address too.
+    login_attempts_per_username: int = 10
+    login_username_window_s: float = 300.0
+    login_attempts_per_address: int = 30
+    login_address_window_s: float = 60.0
+    max_body_bytes: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +201,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
     channel_defaults: NamespaceOptions = field(default_factory=NamespaceOptions)
     namespaces: Mapping[str, NamespaceOptions] = field(default_factory=default_namespaces)
 
@@ -152,6 +213,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthSettings,
     "broker": BrokerSettings,
     "store": StoreSettings,
+    "accounts": AccountsSettings,
     "channel_defaults": NamespaceOptions,
 }
 _TRUE = {"1", "true", "yes", "on"}
@@ -247,8 +309,17 @@ def validate(settings: Settings) -> list[str]:
         problems.append(f"broker.url: unsupported scheme (expected one of {', '.join(BROKER_SCHEMES)})")
     if settings.broker.cluster and not settings.broker.url.startswith(("redis://", "rediss://")):
         problems.append("broker.cluster: needs a redis:// or rediss:// url")
+    if "{" in settings.broker.key_prefix or "}" in settings.broker.key_prefix:
+        # Braces would become the Redis Cluster hash tag of every key, putting all on one shard.
+        problems.append("broker.key_prefix: must not contain '{' or '}'")
+    if settings.broker.max_connections <= 0:
+        problems.append("broker.max_connections: must be positive")
     if not settings.store.url.startswith(STORE_SCHEMES):
         problems.append(f"store.url: unsupported scheme (expected one of {', '.join(STORE_SCHEMES)})")
+    problems.extend(_validate_store(settings.store))
+    problems.extend(_validate_limits(settings))
+    problems.extend(_validate_auth(settings.auth))
+    problems.extend(_validate_accounts(settings.accounts))
     everything = {"channel_defaults": settings.channel_defaults} | {
         f"namespaces.{name}": opts for name, opts in settings.namespaces.items()
     }
@@ -263,6 +334,87 @@ def validate(settings: Settings) -> list[str]:
             )
         if opts.force_push_join_leave and not opts.join_leave:
             problems.append(f"{key}.force_push_join_leave: needs join_leave")
+    return problems
+
+
+def _validate_limits(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    c = settings.client
+    if any(not origin or origin != origin.strip() for origin in settings.server.allowed_origins):
+        problems.append("server.allowed_origins: origins cannot be empty or padded with spaces")
+    if settings.server.handshake_timeout_s <= 0:
+        problems.append("server.handshake_timeout_s: must be positive")
+    for key in ("user_connection_limit", "channel_limit", "max_errors"):
+        if getattr(c, key) < 0:
+            problems.append(f"client.{key}: cannot be negative (0 disables the limit)")
+    for rate, burst in (
+        ("connection_rate_per_s", "connection_burst"),
+        ("command_rate_per_s", "command_burst"),
+    ):
+        if getattr(c, rate) < 0:
+            problems.append(f"client.{rate}: cannot be negative (0 disables the limit)")
+        elif getattr(c, rate) > 0 and getattr(c, burst) < 1:
+            problems.append(f"client.{burst}: must be at least 1 when client.{rate} is set")
+    if c.max_errors > 0 and c.max_errors_interval_s <= 0:
+        problems.append("client.max_errors_interval_s: must be positive when client.max_errors is set")
+    return problems
+
+
+def _validate_auth(auth: AuthSettings) -> list[str]:
+    problems: list[str] = []
+    if auth.token_jwks_url and not auth.token_jwks_url.startswith(("http://", "https://")):
+        problems.append("auth.token_jwks_url: must be an http:// or https:// URL")
+    for key in ("token_jwks_refresh_interval_s", "token_jwks_timeout_s"):
+        if getattr(auth, key) <= 0:
+            problems.append(f"auth.{key}: must be positive")
+    if auth.token_jwks_min_refresh_interval_s < 0:
+        problems.append("auth.token_jwks_min_refresh_interval_s: cannot be negative")
+    if not 0 <= auth.token_leeway_s <= 300:
+        problems.append("auth.token_leeway_s: must be between 0 and 300 seconds")
+    if auth.token_hmac_previous_secret and not auth.token_hmac_secret:
+        problems.append("auth.token_hmac_previous_secret: needs auth.token_hmac_secret (the new secret)")
+    return problems
+
+
+def _validate_accounts(accounts: AccountsSettings) -> list[str]:
+    problems: list[str] = []
+    if not 4 <= accounts.bcrypt_cost <= 31:
+        problems.append("accounts.bcrypt_cost: must be between 4 and 31")
+    if accounts.bcrypt_max_concurrency < 1:
+        problems.append("accounts.bcrypt_max_concurrency: must be at least 1")
+    if accounts.bcrypt_max_waiting < 0:
+        problems.append("accounts.bcrypt_max_waiting: cannot be negative")
+    if not 1 <= accounts.password_min_length <= 72:
+        # bcrypt reads at most 72 bytes, the longest password accepted.
+        problems.append("accounts.password_min_length: must be between 1 and 72")
+    if accounts.username_max_length < 1:
+        problems.append("accounts.username_max_length: must be positive")
+    for key in ("token_ttl_s", "refresh_token_ttl_s", "max_body_bytes"):
+        if getattr(accounts, key) <= 0:
+            problems.append(f"accounts.{key}: must be positive")
+    for attempts, window in (
+        ("login_attempts_per_username", "login_username_window_s"),
+        ("login_attempts_per_address", "login_address_window_s"),
+    ):
+        if getattr(accounts, attempts) < 0:
+            problems.append(f"accounts.{attempts}: cannot be negative (0 disables the limit)")
+        elif getattr(accounts, attempts) > 0 and getattr(accounts, window) <= 0:
+            problems.append(f"accounts.{window}: must be positive when accounts.{attempts} is set")
+    return problems
+
+
+def _validate_store(store: StoreSettings) -> list[str]:
+    """MongoDB's write concern and read preference (SQLite ignores them), and the idempotency window."""
+    problems: list[str] = []
+    wc = store.write_concern
+    if not wc or wc.strip() != wc or (wc.lstrip("-").isdigit() and int(wc) < 1):
+        problems.append(
+            "store.write_concern: 'majority', a number of members (1 or more) or a replica set tag name"
+        )
+    if store.read_preference.lower() not in READ_PREFERENCES:
+        problems.append(f"store.read_preference: one of {', '.join(READ_PREFERENCE_NAMES)}")
+    if store.idempotency_window_s < 0:
+        problems.append("store.idempotency_window_s: cannot be negative")
     return problems
 
 
@@ -283,6 +435,9 @@ def _build(
             value: Any = _from_env(env[env_name], kind, full_key, problems)
         elif env_name + "_FILE" in env:
             value = _read_secret_file(env[env_name + "_FILE"], full_key, problems)
+            if value is not None and kind is not str:
+                # A file may hold any key's value; it reads like the environment form.
+                value = _from_env(value, kind, full_key, problems)
         elif f.name in table:
             value = _check_type(table[f.name], kind, full_key, problems)
         else:
@@ -300,6 +455,9 @@ def _check_type(value: Any, kind: Any, key: str, problems: list[str]) -> Any:
     elif kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = float(value) if ok else value
+    elif kind == STRINGS:
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        value = tuple(value) if ok else value
     else:
         ok = isinstance(value, str)
     if not ok:
@@ -319,6 +477,8 @@ def _from_env(text: str, kind: Any, key: str, problems: list[str]) -> Any:
             return int(text)
         if kind is float:
             return float(text)
+        if kind == STRINGS:
+            return tuple(item.strip() for item in text.split(",") if item.strip())
     except ValueError:
         problems.append(f"{key}: expected {_kind_name(kind)} from the environment, got {text!r}")
         return None
@@ -334,4 +494,6 @@ def _read_secret_file(path: str, key: str, problems: list[str]) -> str | None:
 
 
 def _kind_name(kind: Any) -> str:
+    if kind == STRINGS:
+        return "a list of strings"
     return {bool: "a boolean", int: "an integer", float: "a number"}.get(kind, "a string")

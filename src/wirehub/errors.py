@@ -108,6 +108,21 @@ class StoreUnavailable(InternalError):
     """The store could not be reached or failed; the client may retry (100, temporary)."""
 
 
+class BrokerUnavailable(InternalError):
+    """The broker (Redis) could not be reached or failed; the client may retry (100, temporary)."""
+
+
+class KeysUnavailable(InternalError):
+    """The token keys (a JWKS endpoint) could not be fetched; the client may retry (100, temporary).
+
+    Not an invalid token: refusing it with 3500 would stop the SDK from ever reconnecting.
+    """
+
+
+class UsernameTaken(WirehubError):
+    """An account with this username (compared case-insensitively) exists already."""
+
+
 NotFound = MethodNotFound
 """Alias that reads better in RPC handlers: ``raise NotFound("no such method")``."""
 
@@ -213,6 +228,27 @@ class DisconnectTooManyErrors(Disconnect):
     close = CloseCode(3509, "too many errors", False)
 
 
+def disconnect_for_code(code: int, reason: str) -> Disconnect:
+    """The ``Disconnect`` with this close code (one that travelled between nodes as a number).
+
+    A code this node does not know (sent by a newer node) keeps its meaning as far as clients
+    care: from 3500 on, the client must not reconnect (3503 force disconnect); below, it
+    reconnects (3000).
+    """
+    cls = _DISCONNECTS.get(code)
+    if cls is None:
+        cls = DisconnectForce if code >= 3500 else Disconnect
+    return cls(reason)
+
+
+def _subclasses(cls: type[Disconnect]) -> list[type[Disconnect]]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+_DISCONNECTS: dict[int, type[Disconnect]] = {cls.close.code: cls for cls in _subclasses(Disconnect)}
+_DISCONNECTS[Disconnect.close.code] = Disconnect
+
+
 # Unsubscribe push codes (PROTOCOL.md §8): below 2500 final, from 2500 the SDK resubscribes.
 UNSUBSCRIBE_SERVER = (2000, "server unsubscribe")
 UNSUBSCRIBE_INSUFFICIENT_STATE = (2500, "insufficient state")
@@ -250,3 +286,128 @@ class ConfigError(WirehubError):
 
 class TokenError(WirehubError):
     """A token failed verification for a reason other than expiry."""
+
+
+# --------------------------------------------------------------------------- account endpoints
+
+
+class AccountError(WirehubError):
+    """Fails one request to the account endpoints (``/auth/*`` on the HTTP port).
+
+    ``code`` is the stable string in the JSON error body, ``status`` its HTTP status. Messages
+    never name whether a username exists, and never quote a password or a token.
+    """
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class BadRequest(AccountError):
+    code = "bad_request"
+    status = 400
+    default_message = "bad request"
+
+
+class InvalidCredentials(AccountError):
+    """Unknown username or wrong password: one answer for both."""
+
+    code = "invalid_credentials"
+    status = 401
+    default_message = "invalid username or password"
+
+
+class InvalidRefreshToken(AccountError):
+    """Unknown, expired, used or revoked refresh token: one answer for all."""
+
+    code = "invalid_refresh_token"
+    status = 401
+    default_message = "invalid refresh token"
+
+
+class InvalidBearerToken(AccountError):
+    code = "invalid_token"
+    status = 401
+    default_message = "invalid token"
+
+
+class BearerTokenExpired(AccountError):
+    code = "token_expired"
+    status = 401
+    default_message = "token expired"
+
+
+class AccountDisabled(AccountError):
+    code = "account_disabled"
+    status = 403
+    default_message = "account disabled"
+
+
+class SubscriptionRefused(AccountError):
+    code = "forbidden"
+    status = 403
+    default_message = "permission denied"
+
+
+class UsernameUnavailable(AccountError):
+    code = "username_taken"
+    status = 409
+    default_message = "username is taken"
+
+
+class BodyTooLarge(AccountError):
+    code = "body_too_large"
+    status = 413
+    default_message = "request body too large"
+
+
+class UnsupportedMediaType(AccountError):
+    code = "unsupported_media_type"
+    status = 415
+    default_message = "expected Content-Type: application/json"
+
+
+class PolicyViolation(AccountError):
+    """A username or password the policy refuses (``code`` says which rule family)."""
+
+    code = "invalid_value"
+    status = 422
+    default_message = "invalid value"
+
+
+class InvalidUsername(PolicyViolation):
+    code = "invalid_username"
+
+
+class WeakPassword(PolicyViolation):
+    code = "weak_password"
+
+
+class UnknownNamespace(PolicyViolation):
+    code = "unknown_channel"
+
+
+class TooManyAttempts(AccountError):
+    code = "too_many_requests"
+    status = 429
+    default_message = "too many attempts, retry later"
+
+    def __init__(self, retry_after_s: float, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class AccountsUnavailable(AccountError):
+    """The store, the broker or the hashing pool cannot serve now; retry later."""
+
+    code = "unavailable"
+    status = 503
+    default_message = "temporarily unavailable, retry later"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

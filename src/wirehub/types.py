@@ -43,12 +43,18 @@ class StreamPosition:
 
 @dataclass(frozen=True, slots=True)
 class NewPublication:
-    """A publication before the store has given it an offset."""
+    """A publication before the store has given it an offset.
+
+    ``idempotency_key``: a retried append of a publication with the same non-empty key to the same
+    channel, within the store's idempotency window, returns the original publication instead of
+    storing a duplicate.
+    """
 
     data: JSON
     info: ClientInfo | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     time_ms: int = 0
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,31 @@ class Leave:
 
 
 BrokerMessage: TypeAlias = Publication | Join | Leave
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectUser:
+    """Node-level control: close every connection of ``user`` with this close code and reason."""
+
+    user: str
+    code: int
+    reason: str
+    origin: str = ""
+    """The node that sent it: it has already acted on its own clients."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeUser:
+    """Node-level control: unsubscribe every connection of ``user`` from ``channel``."""
+
+    user: str
+    channel: str
+    origin: str = ""
+    """The node that sent it: it has already acted on its own clients."""
+
+
+ControlMessage: TypeAlias = DisconnectUser | UnsubscribeUser
+"""What nodes tell each other about clients, beside the channels' own messages."""
 
 
 @dataclass(frozen=True, slots=True)

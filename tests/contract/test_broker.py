@@ -1,16 +1,20 @@
 """The Broker and Presence contracts, run against every implementation.
 
-Each implementation is one param of the ``broker_kind`` / ``presence_kind`` fixtures; a new one
-(e.g. "redis") only needs a param and a branch in ``_open_broker`` / ``_open_presence``. Nothing
-here assumes synchronous delivery: tests wait for messages under ``asyncio.timeout``, and prove
-that something was *not* delivered by publishing a marker afterwards on a channel that is still
-subscribed and waiting for it, which relies on the Broker's per-publisher order. Presence time is
-advanced through the harness, never slept.
+Each implementation is one param of the ``broker_kind`` / ``presence_kind`` fixtures: the
+in-process one, a real ``redis-server`` and a real 3-master Redis Cluster (sharded pub/sub), both
+started by the session fixtures, each test under a key prefix of its own. Nothing here assumes
+synchronous delivery: tests wait for messages under ``asyncio.timeout``, and prove that something
+was *not* delivered by publishing a marker afterwards on a channel that is still subscribed and
+waiting for it, which relies on the Broker's per-publisher order. A cluster keeps that order only
+within a shard, so the marker channel (``other_channel``) shares the test channel's hash slot.
+Presence time is advanced through the harness (a fake clock the implementation reads), never
+slept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +23,18 @@ import pytest
 
 from wirehub.broker.base import Broker, Presence
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
-from wirehub.types import BrokerMessage, ClientInfo, Join, Leave, Publication
+from wirehub.broker.redis import RedisBroker, RedisClient, RedisPresence, channel_slot
+from wirehub.types import (
+    JSON,
+    BrokerMessage,
+    ClientInfo,
+    ControlMessage,
+    DisconnectUser,
+    Join,
+    Leave,
+    Publication,
+    UnsubscribeUser,
+)
 
 WAIT_S = 5.0
 
@@ -30,6 +45,7 @@ class RecordingListener:
     def __init__(self) -> None:
         self.messages: list[tuple[str, BrokerMessage]] = []
         self.gaps: list[frozenset[str]] = []
+        self.controls: list[ControlMessage] = []
         self._changed = asyncio.Event()
 
     def on_message(self, channel: str, message: BrokerMessage) -> None:
@@ -40,16 +56,23 @@ class RecordingListener:
         self.gaps.append(channels)
         self._changed.set()
 
+    def on_control(self, message: ControlMessage) -> None:
+        self.controls.append(message)
+        self._changed.set()
+
     def received(self, channel: str) -> list[BrokerMessage]:
         return [message for ch, message in self.messages if ch == channel]
 
     async def wait_for(self, channel: str, count: int) -> list[BrokerMessage]:
         """Wait until ``count`` messages of ``channel`` arrived; return them."""
+        await self.wait_until(lambda: len(self.received(channel)) >= count)
+        return self.received(channel)
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
         async with asyncio.timeout(WAIT_S):
-            while len(self.received(channel)) < count:
+            while not condition():
                 self._changed.clear()
                 await self._changed.wait()
-        return self.received(channel)
 
 
 class FakeClock:
@@ -67,35 +90,64 @@ class PresenceHarness:
     presence: Presence
     advance: Callable[[float], Awaitable[None]]
     """Let this many seconds pass for the implementation's expiry."""
+    close: Callable[[], Awaitable[None]] | None = None
 
 
-def _open_broker(kind: str) -> Broker:
+KINDS = ["memory", "redis", "redis-cluster"]
+
+
+def _server_url(kind: str, request: pytest.FixtureRequest) -> str:
+    """The session's Redis (or cluster) for that kind; its fixture starts it only when asked for."""
+    if kind == "memory":
+        return ""
+    url: str = request.getfixturevalue("redis_cluster_url" if kind == "redis-cluster" else "redis_url")
+    return url
+
+
+def _open_broker(kind: str, url: str, prefix: str) -> Broker:
     if kind == "memory":
         return MemoryBroker()
+    if kind in ("redis", "redis-cluster"):
+        client = RedisClient(url, cluster=kind == "redis-cluster", max_connections=8)
+        return RedisBroker(client, key_prefix=prefix)
     raise AssertionError(f"unknown broker kind {kind!r}")
 
 
-def _open_presence(kind: str) -> PresenceHarness:
+def _open_presence(kind: str, url: str, prefix: str) -> PresenceHarness:
+    clock = FakeClock()
+
+    async def advance(seconds: float) -> None:
+        clock.now += seconds
+
     if kind == "memory":
-        clock = FakeClock()
-
-        async def advance(seconds: float) -> None:
-            clock.now += seconds
-
         return PresenceHarness(MemoryPresence(clock=clock), advance)
+    if kind in ("redis", "redis-cluster"):
+        client = RedisClient(url, cluster=kind == "redis-cluster", max_connections=8)
+        presence = RedisPresence(client, key_prefix=prefix, clock=clock, owns_client=True)
+        return PresenceHarness(presence, advance, presence.close)
     raise AssertionError(f"unknown presence kind {kind!r}")
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=KINDS)
 def broker_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=KINDS)
 def presence_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
+
+
+@pytest.fixture
+def broker_url(broker_kind: str, request: pytest.FixtureRequest) -> str:
+    return _server_url(broker_kind, request)
+
+
+@pytest.fixture
+def presence_url(presence_kind: str, request: pytest.FixtureRequest) -> str:
+    return _server_url(presence_kind, request)
 
 
 @pytest.fixture
@@ -104,8 +156,10 @@ def listener() -> RecordingListener:
 
 
 @pytest.fixture
-async def broker(broker_kind: str, listener: RecordingListener) -> AsyncIterator[Broker]:
-    broker = _open_broker(broker_kind)
+async def broker(
+    broker_kind: str, broker_url: str, listener: RecordingListener, unique_name: str
+) -> AsyncIterator[Broker]:
+    broker = _open_broker(broker_kind, broker_url, unique_name)
     await broker.start(listener)
     try:
         yield broker
@@ -114,8 +168,15 @@ async def broker(broker_kind: str, listener: RecordingListener) -> AsyncIterator
 
 
 @pytest.fixture
-def presence_harness(presence_kind: str) -> PresenceHarness:
-    return _open_presence(presence_kind)
+async def presence_harness(
+    presence_kind: str, presence_url: str, unique_name: str
+) -> AsyncIterator[PresenceHarness]:
+    harness = _open_presence(presence_kind, presence_url, unique_name)
+    try:
+        yield harness
+    finally:
+        if harness.close is not None:
+            await harness.close()
 
 
 @pytest.fixture
@@ -130,8 +191,14 @@ def channel() -> str:
 
 
 @pytest.fixture
-def other_channel() -> str:
-    return f"test:{uuid.uuid4().hex}"
+def other_channel(channel: str) -> str:
+    """Another unique channel, in the same Redis Cluster hash slot as ``channel`` (same shard)."""
+    slot = channel_slot(channel)
+    for i in itertools.count():
+        other = f"{channel}-{i}"
+        if channel_slot(other) == slot:
+            return other
+    raise AssertionError("unreachable")
 
 
 ALICE = ClientInfo(user="alice", client="c-alice", conn_info={"name": "Alice"}, chan_info={"role": "admin"})
@@ -257,6 +324,40 @@ async def test_broker_keeps_channels_apart(
     assert await listener.wait_for(other_channel, 1) == [Publication(data="b")]
 
 
+async def test_broker_delivers_any_json_value_intact(
+    broker: Broker, listener: RecordingListener, channel: str
+) -> None:
+    """Unicode, deep nesting, empty containers, floats and integers beyond 64 bits survive the trip."""
+    values: list[JSON] = [
+        {"text": "héllo ✓ 𝄞", "empty": {}, "list": [], "nested": {"a": [{"b": [1, [2, [3]]]}]}},
+        [2**70, -(2**80), 2**63, -(2**63), 0, 1.5, -0.0, 1e300],
+        "",
+        None,
+        False,
+        12345678901234567890123456789,
+    ]
+    await broker.subscribe(channel)
+    for value in values:
+        await broker.publish(channel, Publication(data=value, info=ALICE))
+    received = await listener.wait_for(channel, len(values))
+    assert [m.data for m in received if isinstance(m, Publication)] == values
+
+
+async def test_broker_delivers_control_message_to_this_node(
+    broker: Broker, listener: RecordingListener
+) -> None:
+    """Control messages reach every started node, this one included, fields intact and in order."""
+    messages: list[ControlMessage] = [
+        DisconnectUser(user="alice", code=3503, reason="force disconnect", origin="node-1"),
+        UnsubscribeUser(user="bob", channel="chat:room", origin="node-1"),
+    ]
+    for message in messages:
+        await broker.publish_control(message)
+    await listener.wait_until(lambda: len(listener.controls) >= len(messages))
+    assert listener.controls == messages
+    assert listener.messages == []
+
+
 # --------------------------------------------------------------------------- Presence
 
 
@@ -305,6 +406,47 @@ async def test_presence_stats_counts_distinct_users(presence: Presence, channel:
     await presence.add(channel, BOB, ttl_s=60)
     stats = await presence.stats(channel)
     assert (stats.num_clients, stats.num_users) == (3, 2)
+
+
+async def test_presence_stats_counts_user_until_last_client_removed(presence: Presence, channel: str) -> None:
+    """A user stays counted while any of its clients is present, removed or expired alike."""
+    await presence.add(channel, ALICE, ttl_s=60)
+    await presence.add(channel, ALICE_PHONE, ttl_s=60)
+    await presence.add(channel, BOB, ttl_s=60)
+    await presence.remove(channel, ALICE.client)
+    stats = await presence.stats(channel)
+    assert (stats.num_clients, stats.num_users) == (2, 2)
+    await presence.remove(channel, ALICE_PHONE.client)
+    await presence.remove(channel, ALICE_PHONE.client)
+    stats = await presence.stats(channel)
+    assert (stats.num_clients, stats.num_users) == (1, 1)
+
+
+async def test_presence_stats_counts_new_user_when_client_added_again_as_other_user(
+    presence: Presence, channel: str
+) -> None:
+    """Re-adding a client under another user moves it: the old user is no longer counted."""
+    await presence.add(channel, ALICE, ttl_s=60)
+    await presence.add(channel, ClientInfo(user="carol", client=ALICE.client), ttl_s=60)
+    stats = await presence.stats(channel)
+    assert (stats.num_clients, stats.num_users) == (1, 1)
+    assert [info.user for info in (await presence.members(channel)).values()] == ["carol"]
+
+
+async def test_presence_stats_forgets_user_when_its_entries_expire(
+    presence_harness: PresenceHarness, channel: str
+) -> None:
+    """Expired entries no longer count as clients or users, while live ones of others do."""
+    presence = presence_harness.presence
+    await presence.add(channel, ALICE, ttl_s=10)
+    await presence.add(channel, ALICE_PHONE, ttl_s=10)
+    await presence.add(channel, BOB, ttl_s=30)
+    await presence_harness.advance(11)
+    stats = await presence.stats(channel)
+    assert (stats.num_clients, stats.num_users) == (1, 1)
+    await presence.add(channel, ALICE, ttl_s=10)
+    stats = await presence.stats(channel)
+    assert (stats.num_clients, stats.num_users) == (2, 2)
 
 
 async def test_presence_keeps_channels_apart(presence: Presence, channel: str, other_channel: str) -> None:

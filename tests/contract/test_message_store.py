@@ -1,24 +1,31 @@
 """The MessageStore contract, run against every implementation.
 
-Each implementation is one param of the ``store_kind`` fixture; a new one (e.g. "mongo") only
-needs a param and a branch in ``_open_store``. Time is a fake clock the tests advance, never a sleep.
+Each implementation is one param of the ``store_kind`` fixture; a new one only needs a param and
+a branch in ``_open_store``. "mongo" runs on the nx-27017 stand-in (or WIREHUB_TEST_MONGODB_URL), in
+a database of its own per test. Time is a fake clock the tests advance, never a sleep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from tests.mongo_helpers import WAIT_S, database_url, drop_database
 from wirehub.errors import StoreUnavailable
 from wirehub.storage.base import MessageStore
+from wirehub.storage.mongo import MongoStore
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import JSON, ClientInfo, HistoryLimits, NewPublication, Publication
 
 LIMITS = HistoryLimits(size=1000, ttl_s=3600.0)
+IDEMPOTENCY_WINDOW_S = 300.0
+STORE_KINDS = ["sqlite-file", "sqlite-memory", "mongo"]
 
 
 class FakeClock:
@@ -34,12 +41,23 @@ class FakeClock:
         self.now += seconds
 
 
-def _open_store(kind: str, tmp_path: Path, clock: FakeClock) -> MessageStore:
+def _open_store(kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str) -> MessageStore:
+    window = IDEMPOTENCY_WINDOW_S
     if kind == "sqlite-file":
-        return SqliteStore(str(tmp_path / "history.db"), clock=clock)
+        return SqliteStore(str(tmp_path / "history.db"), clock=clock, idempotency_window_s=window)
     if kind == "sqlite-memory":
-        return SqliteStore(":memory:", clock=clock)
+        return SqliteStore(":memory:", clock=clock, idempotency_window_s=window)
+    if kind == "mongo":
+        # trim_interval_s=0: physical trimming runs on every append, so it is exercised too.
+        return MongoStore(mongo_url, clock=clock, idempotency_window_s=window, trim_interval_s=0.0)
     raise AssertionError(f"unknown store kind {kind!r}")
+
+
+async def _started(store: MessageStore) -> None:
+    await store.start()
+    if isinstance(store, MongoStore):
+        async with asyncio.timeout(WAIT_S):
+            await store.wait_ready()
 
 
 @pytest.fixture
@@ -47,20 +65,34 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+@pytest.fixture(params=STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
 
 
 @pytest.fixture
-async def store(store_kind: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[MessageStore]:
-    store = _open_store(store_kind, tmp_path, clock)
-    await store.start()
+def mongo_url(store_kind: str, request: pytest.FixtureRequest) -> str:
+    """For "mongo": the test's own database on the session's MongoDB (started on first use)."""
+    if store_kind != "mongo":
+        return ""
+    base: str = request.getfixturevalue("mongodb_url")
+    name: str = request.getfixturevalue("unique_name")
+    return database_url(base, name)
+
+
+@pytest.fixture
+async def store(
+    store_kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str
+) -> AsyncIterator[MessageStore]:
+    store = _open_store(store_kind, tmp_path, clock, mongo_url)
+    await _started(store)
     try:
         yield store
     finally:
         await store.close()
+        if mongo_url:
+            await drop_database(mongo_url)
 
 
 def _pubs(*values: JSON) -> list[NewPublication]:
@@ -435,19 +467,120 @@ async def test_channels_are_independent(store: MessageStore) -> None:
     assert (await store.position("c")).offset == 0
 
 
+# --------------------------------------------------------------------------- idempotency
+
+
+def _keyed(data: JSON, key: str) -> NewPublication:
+    return NewPublication(data=data, idempotency_key=key)
+
+
+async def test_append_returns_original_when_idempotency_key_repeats(store: MessageStore) -> None:
+    """A retried publication with the same key gets the original offset, time and data; nothing is stored."""
+    first = await store.append("ch", [_keyed({"n": 1}, "k1")], limits=LIMITS)
+    await store.append("ch", _pubs("other"), limits=LIMITS)
+
+    retried = await store.append(
+        "ch", [NewPublication(data={"n": 1}, time_ms=5, idempotency_key="k1")], limits=LIMITS
+    )
+    page = await store.read("ch", since=None, limit=-1)
+
+    assert retried == first
+    assert _offsets(retried) == [1]
+    assert [pub.data for pub in page.publications] == [{"n": 1}, "other"]
+    assert page.position.offset == 2
+
+
+async def test_append_assigns_new_offsets_around_repeated_key_in_one_batch(store: MessageStore) -> None:
+    """In one batch, a key seen before (in the batch or stored) reuses that publication; others go on."""
+    await store.append("ch", [_keyed("a", "ka")], limits=LIMITS)
+
+    batch = [
+        _keyed("b", "kb"),
+        _keyed("a again", "ka"),
+        NewPublication(data="plain"),
+        _keyed("b again", "kb"),
+    ]
+    appended = await store.append("ch", batch, limits=LIMITS)
+    page = await store.read("ch", since=None, limit=-1)
+
+    assert _offsets(appended) == [2, 1, 3, 2]
+    assert [pub.data for pub in appended] == ["b", "a", "plain", "b"]
+    assert [pub.data for pub in page.publications] == ["a", "b", "plain"]
+
+
+async def test_append_stores_again_when_idempotency_window_passed(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    """After the idempotency window a key is forgotten and the publication is stored anew."""
+    await store.append("ch", [_keyed(1, "k")], limits=LIMITS)
+    clock.advance(IDEMPOTENCY_WINDOW_S - 1)
+    within = await store.append("ch", [_keyed(1, "k")], limits=LIMITS)
+    clock.advance(1)
+
+    after = await store.append("ch", [_keyed(1, "k")], limits=LIMITS)
+
+    assert _offsets(within) == [1]
+    assert _offsets(after) == [2]
+
+
+async def test_append_returns_original_when_key_repeats_after_retention_dropped_it(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    """Retention hides the original from reads, but a retry inside the window still gets its offset."""
+    limits = HistoryLimits(size=1, ttl_s=10.0)
+    await store.append("ch", [_keyed("orig", "k")], limits=limits)
+    await store.append("ch", _pubs("newer"), limits=limits)
+    clock.advance(20)
+    await store.append("ch", _pubs("newest"), limits=limits)
+
+    retried = await store.append("ch", [_keyed("orig", "k")], limits=limits)
+    page = await store.read("ch", since=None, limit=-1)
+
+    assert [(pub.offset, pub.data) for pub in retried] == [(1, "orig")]
+    assert [(pub.offset, pub.data) for pub in page.publications] == [(3, "newest")]
+    assert page.position.offset == 3
+
+
+async def test_append_keeps_idempotency_keys_per_channel(store: MessageStore) -> None:
+    """The same key in another channel is another publication."""
+    a = await store.append("a", [_keyed(1, "k")], limits=LIMITS)
+    b = await store.append("b", [_keyed(1, "k")], limits=LIMITS)
+    a_again = await store.append("a", [_keyed(1, "k")], limits=LIMITS)
+
+    assert _offsets(a) == _offsets(b) == _offsets(a_again) == [1]
+    assert (await store.position("b")).offset == 1
+    assert (await store.position("a")).offset == 1
+
+
+async def test_append_stores_key_once_when_retries_are_concurrent(store: MessageStore) -> None:
+    """Twenty concurrent retries of one keyed publication store it once and all get its offset."""
+    results = await asyncio.gather(
+        *(store.append("ch", [_keyed("once", "k"), NewPublication(data=n)], limits=LIMITS) for n in range(20))
+    )
+
+    assert {batch[0].offset for batch in results} == {results[0][0].offset}
+    page = await store.read("ch", since=None, limit=-1)
+    assert [pub.data for pub in page.publications].count("once") == 1
+    assert _offsets(page.publications) == list(range(1, 22))
+
+
 # --------------------------------------------------------------------------- failures
 
 
-async def test_store_raises_unavailable_when_not_started(store_kind: str, tmp_path: Path) -> None:
+async def test_store_raises_unavailable_when_not_started(
+    store_kind: str, tmp_path: Path, mongo_url: str
+) -> None:
     """Calls before ``start`` (or after ``close``) fail as a temporary store error."""
-    store = _open_store(store_kind, tmp_path, FakeClock())
+    store = _open_store(store_kind, tmp_path, FakeClock(), mongo_url)
     with pytest.raises(StoreUnavailable):
         await store.position("ch")
 
-    await store.start()
+    await _started(store)
     await store.close()
     with pytest.raises(StoreUnavailable):
         await store.append("ch", _pubs(1), limits=LIMITS)
+    if mongo_url:
+        await drop_database(mongo_url)
 
 
 async def test_start_raises_unavailable_when_file_cannot_be_opened(tmp_path: Path) -> None:
@@ -483,3 +616,35 @@ def test_sqlite_from_url_rejects_url_when_not_sqlite(url: str) -> None:
     """Anything but ``sqlite:///PATH`` or ``memory://`` is a configuration mistake."""
     with pytest.raises(ValueError, match="sqlite store URL"):
         SqliteStore.from_url(url)
+
+
+async def test_sqlite_store_migrates_database_when_created_before_idempotency(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A file from before retention floors and idempotency keys opens, keeps its stream, and takes keys."""
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE streams (channel TEXT PRIMARY KEY, top INTEGER NOT NULL, epoch TEXT NOT NULL)"
+        )
+        conn.execute(
+            'CREATE TABLE publications (channel TEXT NOT NULL, "offset" INTEGER NOT NULL, data TEXT NOT NULL,'
+            " info TEXT, tags TEXT NOT NULL, time_ms INTEGER NOT NULL, expires_at REAL NOT NULL,"
+            ' PRIMARY KEY (channel, "offset"))'
+        )
+        conn.execute("INSERT INTO streams VALUES ('ch', 1, 'oldepoch')")
+        conn.execute(
+            "INSERT INTO publications VALUES ('ch', 1, '\"old\"', NULL, '{}', 5, ?)", (clock.now + 60,)
+        )
+    store = SqliteStore(str(path), clock=clock)
+    await store.start()
+    try:
+        first = await store.append("ch", [_keyed("new", "k")], limits=LIMITS)
+        retried = await store.append("ch", [_keyed("new", "k")], limits=LIMITS)
+        page = await store.read("ch", since=None, limit=-1)
+    finally:
+        await store.close()
+
+    assert _offsets(first) == _offsets(retried) == [2]
+    assert [(p.offset, p.data) for p in page.publications] == [(1, "old"), (2, "new")]
+    assert page.position.epoch == "oldepoch"

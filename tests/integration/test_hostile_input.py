@@ -59,6 +59,10 @@ BIG_MESSAGE_BYTES = 1_048_576
 BIG_ENV = {
     "WIREHUB_CLIENT_MAX_MESSAGE_BYTES": str(BIG_MESSAGE_BYTES),
     "WIREHUB_CLIENT_WRITE_QUEUE_MAX_BYTES": str(8 * BIG_MESSAGE_BYTES),
+    # One frame here carries 1000 commands on 500 channels: above the default channel limit (128)
+    # and command burst (1000, with the connect), whose own tests live in test_limits.py.
+    "WIREHUB_CLIENT_CHANNEL_LIMIT": "1000",
+    "WIREHUB_CLIENT_COMMAND_BURST": "2000",
 }
 SMALL_MESSAGE_BYTES = 1024
 SLOW_QUEUE_BYTES = 65536

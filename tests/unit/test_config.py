@@ -581,3 +581,287 @@ def test_settings_repr_hides_hmac_secret_when_set_by_file(tmp_path: Path) -> Non
 
     assert settings.auth.token_hmac_secret == SECRET
     assert SECRET not in repr(settings)
+
+
+# --------------------------------------------------------------------------- limits and token keys
+
+
+def test_load_settings_has_centrifugo_like_limit_defaults() -> None:
+    """Limits Centrifugo enables keep its defaults; the others are on but generous."""
+    settings = load_settings(env={})
+
+    assert settings.server.allowed_origins == ()
+    assert settings.server.handshake_timeout_s == 10.0
+    assert settings.client.channel_limit == 128
+    assert settings.client.user_connection_limit == 0
+    assert settings.client.connection_rate_per_s == 500.0
+    assert settings.client.connection_burst == 1000
+    assert settings.client.command_rate_per_s == 200.0
+    assert settings.client.command_burst == 1000
+    assert settings.client.max_errors == 100
+    assert settings.client.max_errors_interval_s == 60.0
+    assert settings.auth.token_jwks_url == ""
+    assert settings.auth.token_leeway_s == 1.0
+
+
+def test_load_settings_reads_allowed_origins_list_from_toml(tmp_path: Path) -> None:
+    """A TOML array of strings becomes a tuple, in order."""
+    path = write_toml(tmp_path, '[server]\nallowed_origins = ["https://a.example", "https://*.b.example"]\n')
+
+    settings = load_settings(path, env={})
+
+    assert settings.server.allowed_origins == ("https://a.example", "https://*.b.example")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://a.example,https://*.b.example", ("https://a.example", "https://*.b.example")),
+        (" https://a.example , https://b.example ", ("https://a.example", "https://b.example")),
+        ("*", ("*",)),
+        ("https://a.example,,", ("https://a.example",)),
+        ("", ()),
+    ],
+)
+def test_load_settings_reads_allowed_origins_comma_separated_from_env(
+    text: str, expected: tuple[str, ...]
+) -> None:
+    """The environment form is comma-separated; blanks around and between items are dropped."""
+    settings = load_settings(env={"WIREHUB_SERVER_ALLOWED_ORIGINS": text})
+
+    assert settings.server.allowed_origins == expected
+
+
+def test_load_settings_env_replaces_allowed_origins_of_file(tmp_path: Path) -> None:
+    """An environment value replaces the file's list, it does not extend it."""
+    path = write_toml(tmp_path, '[server]\nallowed_origins = ["https://a.example"]\n')
+
+    settings = load_settings(path, env={"WIREHUB_SERVER_ALLOWED_ORIGINS": "https://b.example"})
+
+    assert settings.server.allowed_origins == ("https://b.example",)
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        'allowed_origins = "https://a.example"\n',
+        'allowed_origins = ["https://a.example", 1]\n',
+        "allowed_origins = true\n",
+        'allowed_origins = [["https://a.example"]]\n',
+    ],
+)
+def test_load_settings_reports_allowed_origins_that_are_not_a_list_of_strings(
+    tmp_path: Path, toml: str
+) -> None:
+    """Only an array of strings is a list of origins."""
+    path = write_toml(tmp_path, "[server]\n" + toml)
+
+    problems = problems_of(path)
+
+    assert has_problem(problems, "server.allowed_origins")
+    assert any("a list of strings" in p for p in problems)
+
+
+def test_load_settings_reports_empty_or_padded_origin(tmp_path: Path) -> None:
+    """An empty origin, or one with spaces around it, can never match and is reported."""
+    path = write_toml(tmp_path, '[server]\nallowed_origins = ["", " https://a.example"]\n')
+
+    assert has_problem(problems_of(path), "server.allowed_origins")
+
+
+def test_load_settings_reads_limits_from_toml(tmp_path: Path) -> None:
+    """Every limit key is read from its section with its type."""
+    path = write_toml(
+        tmp_path,
+        "[server]\nhandshake_timeout_s = 3\n"
+        "[client]\nuser_connection_limit = 5\nchannel_limit = 16\nconnection_rate_per_s = 20\n"
+        "connection_burst = 40\ncommand_rate_per_s = 2.5\ncommand_burst = 10\nmax_errors = 7\n"
+        "max_errors_interval_s = 30\n",
+    )
+
+    settings = load_settings(path, env={})
+
+    assert settings.server.handshake_timeout_s == 3.0
+    c = settings.client
+    assert (c.user_connection_limit, c.channel_limit) == (5, 16)
+    assert (c.connection_rate_per_s, c.connection_burst) == (20.0, 40)
+    assert (c.command_rate_per_s, c.command_burst) == (2.5, 10)
+    assert (c.max_errors, c.max_errors_interval_s) == (7, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("WIREHUB_CLIENT_USER_CONNECTION_LIMIT", "-1", "client.user_connection_limit"),
+        ("WIREHUB_CLIENT_CHANNEL_LIMIT", "-1", "client.channel_limit"),
+        ("WIREHUB_CLIENT_MAX_ERRORS", "-1", "client.max_errors"),
+        ("WIREHUB_CLIENT_CONNECTION_RATE_PER_S", "-1", "client.connection_rate_per_s"),
+        ("WIREHUB_CLIENT_CONNECTION_BURST", "0", "client.connection_burst"),
+        ("WIREHUB_CLIENT_COMMAND_RATE_PER_S", "-0.5", "client.command_rate_per_s"),
+        ("WIREHUB_CLIENT_COMMAND_BURST", "0", "client.command_burst"),
+        ("WIREHUB_CLIENT_MAX_ERRORS_INTERVAL_S", "0", "client.max_errors_interval_s"),
+        ("WIREHUB_SERVER_HANDSHAKE_TIMEOUT_S", "0", "server.handshake_timeout_s"),
+        ("WIREHUB_AUTH_TOKEN_JWKS_URL", "ftp://keys.example/jwks", "auth.token_jwks_url"),
+        ("WIREHUB_AUTH_TOKEN_JWKS_REFRESH_INTERVAL_S", "0", "auth.token_jwks_refresh_interval_s"),
+        ("WIREHUB_AUTH_TOKEN_JWKS_TIMEOUT_S", "0", "auth.token_jwks_timeout_s"),
+        ("WIREHUB_AUTH_TOKEN_JWKS_MIN_REFRESH_INTERVAL_S", "-1", "auth.token_jwks_min_refresh_interval_s"),
+        ("WIREHUB_AUTH_TOKEN_LEEWAY_S", "-1", "auth.token_leeway_s"),
+        ("WIREHUB_AUTH_TOKEN_LEEWAY_S", "3600", "auth.token_leeway_s"),
+        ("WIREHUB_AUTH_TOKEN_HMAC_PREVIOUS_SECRET", "old", "auth.token_hmac_previous_secret"),
+    ],
+)
+def test_load_settings_reports_out_of_range_limit(name: str, value: str, key: str) -> None:
+    """Negative limits, empty buckets, bad JWKS URLs and a lone previous secret are reported by key."""
+    assert has_problem(problems_of(env={name: value}), key)
+
+
+def test_load_settings_allows_zero_rates_and_bursts_when_limits_disabled() -> None:
+    """A rate of 0 disables its bucket, so its burst no longer matters."""
+    env = {
+        "WIREHUB_CLIENT_CONNECTION_RATE_PER_S": "0",
+        "WIREHUB_CLIENT_CONNECTION_BURST": "0",
+        "WIREHUB_CLIENT_COMMAND_RATE_PER_S": "0",
+        "WIREHUB_CLIENT_COMMAND_BURST": "0",
+        "WIREHUB_CLIENT_MAX_ERRORS": "0",
+        "WIREHUB_CLIENT_MAX_ERRORS_INTERVAL_S": "0",
+        "WIREHUB_CLIENT_CHANNEL_LIMIT": "0",
+    }
+
+    settings = load_settings(env=env)
+
+    assert settings.client.command_rate_per_s == 0.0
+    assert settings.client.channel_limit == 0
+
+
+def test_load_settings_reads_previous_hmac_secret_and_jwks_url_from_env() -> None:
+    """Rotation and JWKS keys come from the environment like any other key."""
+    env = {
+        "WIREHUB_AUTH_TOKEN_HMAC_SECRET": SECRET,
+        "WIREHUB_AUTH_TOKEN_HMAC_PREVIOUS_SECRET": SECRET + "-old",
+        "WIREHUB_AUTH_TOKEN_JWKS_URL": "https://keys.example/.well-known/jwks.json",
+    }
+
+    auth = load_settings(env=env).auth
+
+    assert auth.token_hmac_previous_secret == SECRET + "-old"
+    assert auth.token_jwks_url == "https://keys.example/.well-known/jwks.json"
+
+
+def test_settings_repr_hides_previous_hmac_secret() -> None:
+    """The previous HMAC secret is as secret as the current one."""
+    env = {"WIREHUB_AUTH_TOKEN_HMAC_SECRET": SECRET, "WIREHUB_AUTH_TOKEN_HMAC_PREVIOUS_SECRET": "pr3v-s3cr3t"}
+
+    text = repr(load_settings(env=env))
+
+    assert SECRET not in text
+    assert "pr3v-s3cr3t" not in text
+
+
+def test_load_settings_reads_allowed_origins_from_file_when_env_names_file(tmp_path: Path) -> None:
+    """A ``_FILE`` value of a list key is read like the comma-separated environment form."""
+    origins = tmp_path / "origins"
+    origins.write_text("https://a.example,https://b.example\n", encoding="utf-8")
+
+    settings = load_settings(env={"WIREHUB_SERVER_ALLOWED_ORIGINS_FILE": str(origins)})
+
+    assert settings.server.allowed_origins == ("https://a.example", "https://b.example")
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def test_load_settings_accounts_defaults_enable_endpoints_with_bcrypt_cost_12() -> None:
+    """Accounts are on by default with bcrypt cost 12 and both login limits set."""
+    accounts = load_settings(env={}).accounts
+
+    assert accounts.enabled is True
+    assert accounts.bcrypt_cost == 12
+    assert accounts.password_min_length == 8
+    assert accounts.login_attempts_per_username > 0
+    assert accounts.login_attempts_per_address > 0
+
+
+def test_load_settings_reads_accounts_from_toml_and_env(tmp_path: Path) -> None:
+    """The [accounts] table is read from the file, and WIREHUB_ACCOUNTS_* overrides it."""
+    path = write_toml(
+        tmp_path,
+        "[accounts]\nbcrypt_cost = 4\nlogin_attempts_per_username = 3\nlogin_username_window_s = 60\n",
+    )
+
+    settings = load_settings(
+        path, env={"WIREHUB_ACCOUNTS_ENABLED": "false", "WIREHUB_ACCOUNTS_TOKEN_TTL_S": "60"}
+    )
+
+    assert settings.accounts.bcrypt_cost == 4
+    assert settings.accounts.login_attempts_per_username == 3
+    assert settings.accounts.login_username_window_s == 60.0
+    assert settings.accounts.enabled is False
+    assert settings.accounts.token_ttl_s == 60
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("bcrypt_cost", "3"),
+        ("bcrypt_cost", "32"),
+        ("bcrypt_max_concurrency", "0"),
+        ("password_min_length", "0"),
+        ("password_min_length", "73"),
+        ("token_ttl_s", "0"),
+        ("refresh_token_ttl_s", "-1"),
+        ("max_body_bytes", "0"),
+        ("login_attempts_per_address", "-1"),
+    ],
+)
+def test_load_settings_reports_problem_when_accounts_value_out_of_range(key: str, value: str) -> None:
+    """Out-of-range account settings are reported under their own key."""
+    problems = problems_of(env={f"WIREHUB_ACCOUNTS_{key.upper()}": value})
+
+    assert has_problem(problems, f"accounts.{key}")
+
+
+def test_load_settings_reports_problem_when_login_window_not_positive() -> None:
+    """A login limit needs a positive window; a disabled limit (0 attempts) does not."""
+    problems = problems_of(env={"WIREHUB_ACCOUNTS_LOGIN_USERNAME_WINDOW_S": "0"})
+    settings = load_settings(
+        env={
+            "WIREHUB_ACCOUNTS_LOGIN_ATTEMPTS_PER_USERNAME": "0",
+            "WIREHUB_ACCOUNTS_LOGIN_USERNAME_WINDOW_S": "0",
+        }
+    )
+
+    assert has_problem(problems, "accounts.login_username_window_s")
+    assert settings.accounts.login_attempts_per_username == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("WIREHUB_BROKER_KEY_PREFIX", "app{1}", "broker.key_prefix"),
+        ("WIREHUB_BROKER_KEY_PREFIX", "app}", "broker.key_prefix"),
+        ("WIREHUB_BROKER_MAX_CONNECTIONS", "0", "broker.max_connections"),
+    ],
+)
+def test_load_settings_reports_problem_when_broker_value_invalid(name: str, value: str, key: str) -> None:
+    """A brace in key_prefix (it would be every key's hash tag) or no command connections is refused."""
+    assert has_problem(problems_of(env={"WIREHUB_BROKER_URL": "redis://127.0.0.1:6379/0", name: value}), key)
+
+
+def test_load_settings_reads_redis_broker_settings_from_env() -> None:
+    """A Redis Cluster broker is configured with url, key_prefix, cluster and max_connections."""
+    settings = load_settings(
+        env={
+            "WIREHUB_BROKER_URL": "rediss://:pw@redis.internal:6380/0",
+            "WIREHUB_BROKER_KEY_PREFIX": "chat-prod",
+            "WIREHUB_BROKER_CLUSTER": "true",
+            "WIREHUB_BROKER_MAX_CONNECTIONS": "16",
+        }
+    )
+    broker = settings.broker
+    assert (broker.url, broker.key_prefix, broker.cluster, broker.max_connections) == (
+        "rediss://:pw@redis.internal:6380/0",
+        "chat-prod",
+        True,
+        16,
+    )
+    assert "pw" not in repr(settings)

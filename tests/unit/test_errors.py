@@ -32,6 +32,7 @@ from wirehub.errors import (
     Forbidden,
     InternalError,
     Invalid,
+    KeysUnavailable,
     LimitExceeded,
     MethodNotFound,
     NotAvailable,
@@ -64,6 +65,7 @@ REQUEST_ERRORS: list[tuple[type[RequestError], int, str, bool]] = [
     (RateLimited, 111, "too many requests", True),
     (UnrecoverablePosition, 112, "unrecoverable position", False),
     (StoreUnavailable, 100, "internal server error", True),
+    (KeysUnavailable, 100, "internal server error", True),
 ]
 
 DISCONNECTS: list[tuple[type[Disconnect], int, str, bool]] = [
@@ -138,6 +140,30 @@ def test_request_error_uses_default_message_when_message_empty() -> None:
 def test_store_unavailable_is_internal_error() -> None:
     """StoreUnavailable is an InternalError so it maps to 100 temporary."""
     assert issubclass(StoreUnavailable, InternalError)
+
+
+def test_broker_unavailable_is_temporary_internal_error() -> None:
+    """BrokerUnavailable maps to 100, marked temporary, so SDKs and apps may retry."""
+    assert issubclass(errors.BrokerUnavailable, InternalError)
+    reply = error_reply(errors.BrokerUnavailable("broker unavailable"))
+    assert reply == ErrorReply(100, "broker unavailable", True)
+
+
+@pytest.mark.parametrize(
+    "cls", [Disconnect, DisconnectForce, DisconnectInsufficientState, DisconnectShutdown, DisconnectSlow]
+)
+def test_disconnect_for_code_rebuilds_disconnect_when_code_known(cls: type[Disconnect]) -> None:
+    """A close code that travelled between nodes becomes its class again, with the reason given."""
+    rebuilt = errors.disconnect_for_code(cls.close.code, "why")
+    assert type(rebuilt) is cls
+    assert (rebuilt.code, rebuilt.reason) == (cls.close.code, "why")
+
+
+def test_disconnect_for_code_keeps_reconnect_meaning_when_code_unknown() -> None:
+    """An unknown code from a newer node: final from 3500 on (3503), reconnecting below it (3000)."""
+    assert errors.disconnect_for_code(4321, "x").code == DisconnectForce.close.code
+    assert errors.disconnect_for_code(3499, "x").code == Disconnect.close.code
+    assert errors.disconnect_for_code(3499, "x").close.reconnect
 
 
 def test_not_found_is_alias_of_method_not_found() -> None:

@@ -23,6 +23,7 @@ from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import (
     BrokerMessage,
     ClientInfo,
+    ControlMessage,
     HistoryLimits,
     HistoryPage,
     Join,
@@ -53,6 +54,7 @@ class FakeBroker:
         self.subscribes: list[str] = []
         self.unsubscribes: list[str] = []
         self.published: list[tuple[str, BrokerMessage]] = []
+        self.controls: list[ControlMessage] = []
         self.listener: BrokerListener | None = None
 
     async def start(self, listener: BrokerListener) -> None:
@@ -69,6 +71,9 @@ class FakeBroker:
 
     async def publish(self, channel: str, message: BrokerMessage) -> None:
         self.published.append((channel, message))
+
+    async def publish_control(self, message: ControlMessage) -> None:
+        self.controls.append(message)
 
 
 class HookedStore(SqliteStore):
@@ -680,6 +685,25 @@ async def test_hub_calls_lost_continuity_when_gap_cannot_be_repaired(hub: Hub, s
     hub.on_gap(frozenset({CHANNEL}))
     await subscriber.wait_until(lambda: bool(subscriber.lost))
     assert subscriber.lost == [CHANNEL]
+
+
+async def test_hub_repairs_gap_when_reported_while_channel_opens(hub: Hub, store: HookedStore) -> None:
+    """A broker gap reported while the first subscriber's position read is in flight is repaired later."""
+    await append(store, 1)
+
+    async def broker_reconnects_meanwhile() -> None:
+        # The position read has seen offset 1; offset 2 is published while the broker is away.
+        await append(store, 1)
+        hub.on_gap(frozenset({CHANNEL}))
+
+    store.after_position = broker_reconnects_meanwhile
+    subscriber = FakeSubscriber()
+    result = await joined(hub, subscriber)
+    assert result.position is not None
+    assert result.position.offset == 1
+    await subscriber.wait_until(lambda: len(subscriber.offsets()) >= 1)
+    assert subscriber.offsets() == [2]
+    assert subscriber.lost == []
 
 
 async def test_hub_repairs_gap_when_reported_while_repair_in_flight(

@@ -40,8 +40,53 @@ class SubscriptionClaims:
 
 
 class TokenVerifier(Protocol):
-    """Checks signed tokens. Raises ``TokenExpired`` when expired, ``TokenError`` otherwise."""
+    """Checks signed tokens.
 
-    def verify_connection(self, token: str) -> ConnectionClaims: ...
+    Raises ``TokenExpired`` when expired or not yet valid, ``KeysUnavailable`` when the keys to
+    check the token with could not be fetched (a temporary failure), ``TokenError`` otherwise.
+    Verifying may await a key fetch but never blocks the event loop. ``start`` begins whatever
+    background key refreshing the verifier does; ``close`` stops it.
+    """
 
-    def verify_subscription(self, token: str) -> SubscriptionClaims: ...
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def verify_connection(self, token: str) -> ConnectionClaims: ...
+
+    async def verify_subscription(self, token: str) -> SubscriptionClaims: ...
+
+
+MAX_PASSWORD_BYTES = 72
+"""bcrypt reads at most 72 bytes: longer passwords are refused at registration, never truncated."""
+
+
+class PasswordHasher(Protocol):
+    """Hashes and checks passwords, off the event loop (bcrypt in a bounded thread pool).
+
+    ``verify`` takes as long for a password that cannot match (no such account: checked against
+    ``dummy_hash``) as for a wrong one, and never raises for an odd password (too long, NUL
+    bytes): such a password simply does not match. ``AccountsUnavailable`` when too many
+    hashes wait already. ``start`` begins computing ``dummy_hash`` in the background (it never
+    delays start-up); ``close`` stops that.
+    """
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def dummy_hash(self) -> str:
+        """A hash of a random password at the configured cost, for accounts that do not exist."""
+        ...
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password: str, password_hash: str) -> bool: ...
+
+
+class TokenIssuer(Protocol):
+    """Signs the tokens the account endpoints hand out; the gateway's verifier accepts them."""
+
+    def connection_token(self, user: str, *, ttl_s: int, info: JSON = None) -> str: ...
+
+    def subscription_token(self, user: str, channel: str, *, ttl_s: int, data: JSON = None) -> str: ...

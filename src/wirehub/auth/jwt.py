@@ -2,11 +2,23 @@
 
 This module owns the mapping from a signed token to ``ConnectionClaims`` / ``SubscriptionClaims``:
 which algorithms and keys are accepted, how ``exp`` / ``nbf`` / ``expire_at`` / ``aud`` / ``iss``
-are judged, and how each claim's type is checked. It also issues HMAC tokens, for tests, the CLI
-and applications that embed wirehub.
+are judged, and how each claim's type is checked. It also issues tokens, for tests, the CLI and
+applications that embed wirehub.
 
-Every failure raises ``TokenExpired`` (an expired ``exp``) or ``TokenError`` (anything else).
-Tokens are never logged and never appear in exception messages.
+Keys, and the algorithms each may verify (never anything else: ``none``, ``PS*``, ``ES256K``…):
+
+* ``auth.token_hmac_secret`` (and ``auth.token_hmac_previous_secret`` during a rotation): HS256/384/512;
+* ``auth.token_rsa_public_key``: RS256/384/512; ``auth.token_ecdsa_public_key``: the ES* of its curve;
+* ``auth.token_ed25519_public_key``: EdDSA;
+* ``auth.token_jwks_url``: a token whose header has a ``kid`` is checked with that key of the set,
+  and only with an algorithm of the key's family (RSA → RS*, EC → the ES* of its curve,
+  Ed25519 → EdDSA, the JWK's own ``alg`` when it has one).
+
+The key is chosen by the token's algorithm family, so a public key can never serve as an HMAC
+secret. Every failure raises ``TokenExpired`` (``exp`` passed, or ``nbf`` not reached: the client
+fetches a fresh token, as with Centrifugo), ``KeysUnavailable`` (the key set cannot be fetched
+now) or ``TokenError`` (anything else). Tokens are never logged and never appear in exception
+messages.
 """
 
 from __future__ import annotations
@@ -19,43 +31,61 @@ from typing import Any, Final, TypeAlias
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from wirehub.auth.base import ConnectionClaims, ServerSubscription, SubscriptionClaims
+from wirehub.auth.jwks import Jwk, JwksKeySet
 from wirehub.config import AuthSettings
 from wirehub.errors import ConfigError, TokenError, TokenExpired
 from wirehub.types import JSON
 
-__all__ = ["JwtVerifier", "issue_subscription_token", "issue_token"]
+__all__ = [
+    "JwtVerifier",
+    "SigningKey",
+    "issue_subscription_token",
+    "issue_token",
+    "load_signing_key",
+]
 
 _HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 _RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512"})
 _ECDSA_ALGORITHMS: Final = frozenset({"ES256", "ES384", "ES512"})
+_EDDSA_ALGORITHMS: Final = frozenset({"EdDSA"})
+_ECDSA_CURVES: Final = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+_ALLOWED_ALGORITHMS: Final = _HMAC_ALGORITHMS | _RSA_ALGORITHMS | _ECDSA_ALGORITHMS | _EDDSA_ALGORITHMS
 
-_VerifyKey: TypeAlias = str | RSAPublicKey | EllipticCurvePublicKey
+_VerifyKey: TypeAlias = str | RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey
+SigningKey: TypeAlias = str | RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey
+"""An HMAC secret or a private key that ``issue_token`` can sign with."""
 
 _MISSING: Final = object()
 
 
 class JwtVerifier:
-    """A ``TokenVerifier`` for HS*/RS*/ES* JWTs, keyed by ``AuthSettings``.
+    """A ``TokenVerifier`` for HS*/RS*/ES*/EdDSA JWTs, keyed by ``AuthSettings``.
 
-    Each algorithm family is only accepted when its key is configured, and the key is chosen by
-    family, so an RS256 public key can never be used as an HS256 secret. Time checks use the
-    injected ``clock`` so they can be frozen in tests.
+    Each algorithm family is only accepted when its key is configured. Time checks use the
+    injected ``clock`` so they can be frozen in tests. With ``auth.token_jwks_url`` set, ``start()``
+    begins refreshing the key set in the background and ``close()`` stops it.
     """
 
     def __init__(
         self,
         settings: AuthSettings,
         *,
-        leeway_s: float = 1.0,
+        leeway_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        jwks: JwksKeySet | None = None,
     ) -> None:
-        self._hmac_secret: str | None = settings.token_hmac_secret or None
+        # The current secret first: the previous one is only tried when the signature fails.
+        self._hmac_secrets: tuple[str, ...] = tuple(
+            secret for secret in (settings.token_hmac_secret, settings.token_hmac_previous_secret) if secret
+        )
         self._rsa_key: RSAPublicKey | None = None
         self._ecdsa_key: EllipticCurvePublicKey | None = None
+        self._ed25519_key: Ed25519PublicKey | None = None
         problems: list[str] = []
         if settings.token_rsa_public_key:
             setting = "auth.token_rsa_public_key"
@@ -67,20 +97,43 @@ class JwtVerifier:
         if settings.token_ecdsa_public_key:
             setting = "auth.token_ecdsa_public_key"
             key = _load_public_key(settings.token_ecdsa_public_key, setting, problems)
-            if isinstance(key, EllipticCurvePublicKey):
+            if isinstance(key, EllipticCurvePublicKey) and key.curve.name in _ECDSA_CURVES.values():
                 self._ecdsa_key = key
             elif key is not None:
-                problems.append(f"{setting}: the PEM key is not an ECDSA public key")
+                problems.append(f"{setting}: the PEM key is not an ECDSA P-256, P-384 or P-521 public key")
+        if settings.token_ed25519_public_key:
+            setting = "auth.token_ed25519_public_key"
+            key = _load_public_key(settings.token_ed25519_public_key, setting, problems)
+            if isinstance(key, Ed25519PublicKey):
+                self._ed25519_key = key
+            elif key is not None:
+                problems.append(f"{setting}: the PEM key is not an Ed25519 public key")
         if problems:
             raise ConfigError(problems)
+        if jwks is None and settings.token_jwks_url:
+            jwks = JwksKeySet(
+                settings.token_jwks_url,
+                refresh_interval_s=settings.token_jwks_refresh_interval_s,
+                min_refresh_interval_s=settings.token_jwks_min_refresh_interval_s,
+                timeout_s=settings.token_jwks_timeout_s,
+            )
+        self._jwks = jwks
         self._audience = settings.token_audience or None
         self._issuer = settings.token_issuer or None
-        self._leeway_s = leeway_s
+        self._leeway_s = settings.token_leeway_s if leeway_s is None else leeway_s
         self._clock = clock
 
-    def verify_connection(self, token: str) -> ConnectionClaims:
+    async def start(self) -> None:
+        if self._jwks is not None:
+            await self._jwks.start()
+
+    async def close(self) -> None:
+        if self._jwks is not None:
+            await self._jwks.close()
+
+    async def verify_connection(self, token: str) -> ConnectionClaims:
         """Verify a connection token and return what it grants."""
-        payload = self._decode(token)
+        payload = await self._decode(token)
         # A subscription token carries ``channel``; accepting it here would let a token meant for
         # one channel open a whole connection. Presence alone is enough to refuse.
         if "channel" in payload:
@@ -95,9 +148,9 @@ class JwtVerifier:
             subs=_server_subscriptions(payload),
         )
 
-    def verify_subscription(self, token: str) -> SubscriptionClaims:
+    async def verify_subscription(self, token: str) -> SubscriptionClaims:
         """Verify a subscription token and return what it grants."""
-        payload = self._decode(token)
+        payload = await self._decode(token)
         channel = payload.get("channel")
         if not isinstance(channel, str) or not channel:
             raise TokenError("a subscription token needs a non-empty channel claim")
@@ -113,7 +166,7 @@ class JwtVerifier:
 
     # ----------------------------------------------------------------------- internals
 
-    def _decode(self, token: str) -> dict[str, Any]:
+    async def _decode(self, token: str) -> dict[str, Any]:
         """Check the signature, ``aud``, ``iss``, ``nbf`` and ``exp``; return the payload."""
         try:
             header = jwt.get_unverified_header(token)
@@ -122,54 +175,75 @@ class JwtVerifier:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str):
             raise TokenError("token has no algorithm")
-        key = self._key_for(algorithm)
-        try:
-            payload = jwt.decode(
-                token,
-                key,
-                # Pinned to the one algorithm whose family matched the key: PyJWT then refuses
-                # any token whose header names another algorithm.
-                algorithms=[algorithm],
-                audience=self._audience,
-                issuer=self._issuer,
-                options={
-                    # Time claims are judged below against the injected clock.
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": self._audience is not None,
-                    "verify_iss": self._issuer is not None,
-                    # Types of ``sub`` / ``jti`` are checked by the claim readers below.
-                    "verify_sub": False,
-                    "verify_jti": False,
-                },
-            )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            # PyJWT messages never quote the token, but name the failing check; keep it.
-            raise TokenError(f"invalid token: {exc}") from exc
+        if algorithm not in _ALLOWED_ALGORITHMS:
+            # ``none``, PS*, ES256K, and anything invented: never accepted.
+            raise TokenError("token algorithm not allowed")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenError("token kid must be a string")
+        if kid and self._jwks is not None:
+            keys: Sequence[_VerifyKey] = (_jwk_key_for(await self._jwks.key(kid), algorithm),)
+        else:
+            keys = self._keys_for(algorithm)
+        payload = self._verified_payload(token, algorithm, keys)
         self._check_time(payload)
         return payload
 
-    def _key_for(self, algorithm: str) -> _VerifyKey:
-        key: _VerifyKey | None
+    def _verified_payload(self, token: str, algorithm: str, keys: Sequence[_VerifyKey]) -> dict[str, Any]:
+        """Try each key in turn (several only for HMAC rotation); claims are checked after."""
+        for i, key in enumerate(keys):
+            try:
+                return jwt.decode(
+                    token,
+                    key,
+                    # Pinned to the one algorithm whose family matched the key: PyJWT then refuses
+                    # any token whose header names another algorithm.
+                    algorithms=[algorithm],
+                    audience=self._audience,
+                    issuer=self._issuer,
+                    options={
+                        # Time claims are judged below against the injected clock.
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                        "verify_aud": self._audience is not None,
+                        "verify_iss": self._issuer is not None,
+                        # Types of ``sub`` / ``jti`` are checked by the claim readers below.
+                        "verify_sub": False,
+                        "verify_jti": False,
+                    },
+                )
+            except jwt.InvalidSignatureError as exc:
+                if i + 1 < len(keys):
+                    continue
+                raise TokenError(f"invalid token: {exc}") from exc
+            except (jwt.PyJWTError, ValueError, TypeError) as exc:
+                # PyJWT messages never quote the token, but name the failing check; keep it.
+                raise TokenError(f"invalid token: {exc}") from exc
+        raise TokenError("no key configured for the token's algorithm")
+
+    def _keys_for(self, algorithm: str) -> Sequence[_VerifyKey]:
+        keys: Sequence[_VerifyKey]
         if algorithm in _HMAC_ALGORITHMS:
-            key = self._hmac_secret
+            keys = self._hmac_secrets
         elif algorithm in _RSA_ALGORITHMS:
-            key = self._rsa_key
+            keys = (self._rsa_key,) if self._rsa_key is not None else ()
         elif algorithm in _ECDSA_ALGORITHMS:
-            key = self._ecdsa_key
+            ecdsa = self._ecdsa_key
+            keys = (ecdsa,) if ecdsa is not None and ecdsa.curve.name == _ECDSA_CURVES[algorithm] else ()
         else:
-            # ``none``, EdDSA, PS*, and anything invented: never accepted.
-            raise TokenError("token algorithm not allowed")
-        if key is None:
+            keys = (self._ed25519_key,) if self._ed25519_key is not None else ()
+        if not keys:
             raise TokenError("no key configured for the token's algorithm")
-        return key
+        return keys
 
     def _check_time(self, payload: Mapping[str, Any]) -> None:
         now = self._clock()
         nbf = _optional_time(payload, "nbf")
         if nbf is not None and nbf > now + self._leeway_s:
-            raise TokenError("token not valid yet")
+            # Centrifugo answers a token that is not valid yet like an expired one (109): the
+            # client fetches a fresh token, instead of being refused for good by 3500.
+            raise TokenExpired("token not valid yet")
         exp = _optional_time(payload, "exp")
         if exp is not None and exp <= now - self._leeway_s:
             raise TokenExpired()
@@ -185,6 +259,20 @@ class JwtVerifier:
             return int(expire_at) or None
         exp = _optional_time(payload, "exp")
         return None if exp is None else int(exp)
+
+
+def _jwk_key_for(jwk: Jwk, algorithm: str) -> _VerifyKey:
+    """The JWK's key if it may verify ``algorithm``: same family, same curve, same ``alg``."""
+    key = jwk.key
+    if isinstance(key, RSAPublicKey):
+        fits = algorithm in _RSA_ALGORITHMS
+    elif isinstance(key, EllipticCurvePublicKey):
+        fits = _ECDSA_CURVES.get(algorithm) == key.curve.name
+    else:
+        fits = algorithm in _EDDSA_ALGORITHMS
+    if not fits or (jwk.algorithm is not None and jwk.algorithm != algorithm):
+        raise TokenError("the key named by kid does not fit the token's algorithm")
+    return key
 
 
 # --------------------------------------------------------------------------- claim readers
@@ -267,17 +355,23 @@ def _overrides(payload: Mapping[str, Any]) -> dict[str, bool]:
 
 
 def issue_token(
-    secret: str,
+    key: SigningKey,
     *,
     user: str,
     ttl_s: int | None = 3600,
     info: JSON = None,
     channels: Sequence[str] = (),
-    algorithm: str = "HS256",
+    algorithm: str | None = None,
     now: float | None = None,
     extra: Mapping[str, JSON] | None = None,
+    kid: str = "",
 ) -> str:
-    """Sign an HMAC connection token for ``user``; ``ttl_s=None`` issues one without ``exp``."""
+    """Sign a connection token for ``user``; ``ttl_s=None`` issues one without ``exp``.
+
+    ``key`` is an HMAC secret (HS256 unless ``algorithm`` says HS384/HS512) or a private key
+    (RS256 for RSA, the ES* of an EC key's curve, EdDSA for Ed25519 unless ``algorithm`` says
+    otherwise). ``kid`` names the key in the header, for verifiers that pick keys from a JWKS.
+    """
     claims: dict[str, JSON] = {"sub": user}
     if ttl_s is not None:
         claims["exp"] = int((time.time() if now is None else now) + ttl_s)
@@ -287,11 +381,11 @@ def issue_token(
         claims["channels"] = list(channels)
     if extra:
         claims.update(extra)
-    return _sign(secret, claims, algorithm)
+    return _sign(key, claims, algorithm, kid)
 
 
 def issue_subscription_token(
-    secret: str,
+    key: SigningKey,
     *,
     user: str,
     channel: str,
@@ -300,8 +394,11 @@ def issue_subscription_token(
     info: JSON = None,
     data: JSON = None,
     now: float | None = None,
+    algorithm: str | None = None,
+    extra: Mapping[str, JSON] | None = None,
+    kid: str = "",
 ) -> str:
-    """Sign an HS256 subscription token granting ``user`` the ``channel``."""
+    """Sign a subscription token granting ``user`` the ``channel`` (keys as for ``issue_token``)."""
     claims: dict[str, JSON] = {"sub": user, "channel": channel}
     if ttl_s is not None:
         claims["exp"] = int((time.time() if now is None else now) + ttl_s)
@@ -311,13 +408,49 @@ def issue_subscription_token(
         claims["info"] = info
     if data is not None:
         claims["data"] = data
-    return _sign(secret, claims, "HS256")
+    if extra:
+        claims.update(extra)
+    return _sign(key, claims, algorithm, kid)
 
 
-def _sign(secret: str, claims: dict[str, JSON], algorithm: str) -> str:
-    if algorithm not in _HMAC_ALGORITHMS:
-        raise ValueError(f"issuing supports HS256, HS384 and HS512, not {algorithm!r}")
-    if not secret:
-        # PyJWT would happily sign with an empty key; such a token proves nothing.
-        raise ValueError("an empty secret cannot sign tokens")
-    return jwt.encode(claims, secret, algorithm=algorithm)
+def load_signing_key(pem: bytes) -> SigningKey:
+    """A private key from PEM (unencrypted PKCS#8 or traditional), for ``issue_token``.
+
+    Raises ``ValueError`` naming what is wrong, never quoting the key.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"not an unencrypted PEM private key ({type(exc).__name__})") from None
+    if isinstance(key, RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey):
+        return key
+    raise ValueError("only RSA, ECDSA (P-256, P-384, P-521) and Ed25519 private keys can sign tokens")
+
+
+def _default_algorithm(key: SigningKey) -> str:
+    if isinstance(key, str):
+        return "HS256"
+    if isinstance(key, RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, EllipticCurvePrivateKey):
+        for algorithm, curve in _ECDSA_CURVES.items():
+            if key.curve.name == curve:
+                return algorithm
+        raise ValueError(f"no JWT algorithm signs with the {key.curve.name} curve")
+    return "EdDSA"
+
+
+def _sign(key: SigningKey, claims: dict[str, JSON], algorithm: str | None, kid: str) -> str:
+    algorithm = algorithm or _default_algorithm(key)
+    if isinstance(key, str):
+        if algorithm not in _HMAC_ALGORITHMS:
+            raise ValueError(f"an HMAC secret signs HS256, HS384 and HS512, not {algorithm!r}")
+        if not key:
+            # PyJWT would happily sign with an empty key; such a token proves nothing.
+            raise ValueError("an empty secret cannot sign tokens")
+    elif algorithm != _default_algorithm(key) and not (
+        isinstance(key, RSAPrivateKey) and algorithm in _RSA_ALGORITHMS
+    ):
+        raise ValueError(f"this {type(key).__name__} cannot sign {algorithm!r}")
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from wirehub.broker.base import BrokerListener
-from wirehub.types import BrokerMessage, ClientInfo, PresenceStats
+from wirehub.types import BrokerMessage, ClientInfo, ControlMessage, PresenceStats
 
 
 class MemoryBroker:
@@ -34,6 +34,10 @@ class MemoryBroker:
     async def publish(self, channel: str, message: BrokerMessage) -> None:
         if self._listener is not None and channel in self._channels:
             self._listener.on_message(channel, message)
+
+    async def publish_control(self, message: ControlMessage) -> None:
+        if self._listener is not None:
+            self._listener.on_control(message)
 
 
 class MemoryPresence:

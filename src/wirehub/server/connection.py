@@ -25,9 +25,12 @@ from wirehub.channels.context import Context
 from wirehub.config import NamespaceOptions
 from wirehub.errors import (
     UNSUBSCRIBE_EXPIRED,
+    UNSUBSCRIBE_SERVER,
     AlreadySubscribed,
     Disconnect,
     DisconnectBadRequest,
+    DisconnectChannelLimit,
+    DisconnectConnectionLimit,
     DisconnectExpired,
     DisconnectInsufficientState,
     DisconnectInvalidToken,
@@ -36,9 +39,13 @@ from wirehub.errors import (
     DisconnectSlow,
     DisconnectStale,
     DisconnectSubExpired,
+    DisconnectTooManyErrors,
+    DisconnectTooManyRequests,
     Forbidden,
+    LimitExceeded,
     MethodNotFound,
     NotAvailable,
+    RateLimited,
     RequestError,
     TokenError,
     TokenExpired,
@@ -64,6 +71,7 @@ from wirehub.protocol.frames import (
 )
 from wirehub.protocol.session import Session, State
 from wirehub.server.hub import Joined, Recovery
+from wirehub.server.limits import TokenBucket
 from wirehub.server.node import Node
 from wirehub.types import JSON, ClientInfo, User, WireDict
 
@@ -76,6 +84,8 @@ CLOSE_DEADLINE_S = 3.0
 
 MAX_BATCH_CHARS = 64 * 1024
 """Replies and pushes are joined into frames of about this size, so no client sees huge frames."""
+
+_RATE_LIMITED = error_reply(RateLimited())
 
 
 @dataclass(slots=True)
@@ -119,6 +129,18 @@ class Client:
         self._loop = asyncio.get_running_loop()
         self._background: set[asyncio.Task[None]] = set()
         self.log = logging.LoggerAdapter(logger, {"client": self.id})
+        now = self._loop.time()
+        settings = self.settings
+        # Commands: 111 once the bucket is empty, 3013 once the client owes a further burst.
+        self._commands: TokenBucket | None = None
+        self._commands_debt_limit = -float(settings.command_burst)
+        if settings.command_rate_per_s > 0:
+            self._commands = TokenBucket(settings.command_rate_per_s, settings.command_burst, now)
+        # Error replies: max_errors of them per max_errors_interval_s, then 3509.
+        self._errors: TokenBucket | None = None
+        if settings.max_errors > 0:
+            rate = settings.max_errors / settings.max_errors_interval_s
+            self._errors = TokenBucket(rate, settings.max_errors, now)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,6 +267,22 @@ class Client:
     def lost_continuity(self, channel: str) -> None:
         self.disconnect(DisconnectInsufficientState())
 
+    def server_unsubscribe(self, channel: str) -> None:
+        """Unsubscribe from ``channel`` on the server's initiative: push 2000, then leave."""
+        if channel not in self.subs or self._closing is not None:
+            return
+
+        async def unsubscribe() -> None:
+            if channel not in self.subs:
+                return
+            code, reason = UNSUBSCRIBE_SERVER
+            self.deliver(encode_push(channel, "unsubscribe", {"code": code, "reason": reason}))
+            # In the same step as the push, _leave takes the connection off the hub's live set:
+            # no publication of the channel follows the unsubscribe push.
+            await self._leave(channel)
+
+        self._spawn(unsubscribe())
+
     def _reply(self, command: Command, result: WireDict) -> None:
         self.deliver(encode_reply(command.id, command.method, result))
 
@@ -327,6 +365,14 @@ class Client:
     async def _dispatch(self, command: Command) -> None:
         self.session.admit(command)
         request = command.request
+        if self._commands is not None and not isinstance(request, Pong):
+            balance = self._commands.take(self._loop.time())
+            if balance < 0:
+                if balance < self._commands_debt_limit:
+                    raise DisconnectTooManyRequests()
+                if command.id:  # ``send`` has no reply to carry the error
+                    self.deliver(encode_error(command.id, _RATE_LIMITED))
+                return
         try:
             match request:
                 case Pong():
@@ -354,9 +400,9 @@ class Client:
                     await self._send(request)
                     return
                 case RefreshRequest():
-                    result = self._refresh(request)
+                    result = await self._refresh(request)
                 case SubRefreshRequest():
-                    result = self._sub_refresh(request)
+                    result = await self._sub_refresh(request)
                 case UnknownMethod():
                     raise MethodNotFound()
         except Disconnect:
@@ -366,9 +412,14 @@ class Client:
         except Exception as exc:
             if isinstance(request, ConnectRequest):
                 self.session.connect_failed()
+                self.node.unbind_user(self)
             if not isinstance(exc, RequestError):
                 self.log.exception("command failed", extra={"method": command.method})
-            self.deliver(encode_error(command.id, error_reply(exc)))
+            reply = error_reply(exc)
+            self.deliver(encode_error(command.id, reply))
+            # Temporary errors are the server's trouble (100) or have their own escalation (111).
+            if not reply.temporary and self._errors is not None and self._errors.take(self._loop.time()) < 0:
+                self.disconnect(DisconnectTooManyErrors())
             return
         self._reply(command, result)
 
@@ -391,7 +442,7 @@ class Client:
         verifier = self.node.verifier
         if request.token:
             try:
-                claims = verifier.verify_connection(request.token)
+                claims = await verifier.verify_connection(request.token)
             except TokenError:
                 raise DisconnectInvalidToken() from None
             self.user = User(claims.user, info=claims.info, meta=claims.meta)
@@ -401,7 +452,13 @@ class Client:
             expire_at, server_subs = None, ()
         else:
             raise DisconnectPermissionDenied("connection token required")
+        if self.settings.channel_limit and len(server_subs) > self.settings.channel_limit:
+            raise DisconnectChannelLimit()
         ttl = self._set_connection_expiry(expire_at)
+        # Checked and counted in one step (no await between), so a burst cannot overshoot.
+        if not self.node.bind_user(self, self.user.id, limit=self.settings.user_connection_limit):
+            self.log.info("user connection limit reached", extra={"user": self.user.id})
+            raise DisconnectConnectionLimit()
         data = await self.node.router.connection_handler.on_connect(self._context(data=request.data))
 
         result: WireDict = {"client": self.id, "version": self.node.version}
@@ -439,11 +496,11 @@ class Client:
                 self.deliver(frame)
         return None
 
-    def _refresh(self, request: RefreshRequest) -> WireDict:
+    async def _refresh(self, request: RefreshRequest) -> WireDict:
         if self._expire_at is None:
             raise DisconnectBadRequest("refresh not expected")
         try:
-            claims = self.node.verifier.verify_connection(request.token)
+            claims = await self.node.verifier.verify_connection(request.token)
         except TokenError:
             raise DisconnectInvalidToken() from None
         if claims.user != self.user.id:
@@ -454,21 +511,21 @@ class Client:
             result.update(expires=True, ttl=ttl)
         return result
 
-    def _sub_refresh(self, request: SubRefreshRequest) -> WireDict:
+    async def _sub_refresh(self, request: SubRefreshRequest) -> WireDict:
         sub = self.subs.get(request.channel)
         if sub is None:
             raise Forbidden("not subscribed")
-        claims = self._verify_subscription_token(
+        claims = await self._verify_subscription_token(
             request.token, request.channel, invalid=DisconnectInvalidToken
         )
         ttl = self._set_subscription_expiry(sub, claims.expire_at)
         return {"expires": True, "ttl": ttl} if ttl else {}
 
-    def _verify_subscription_token(
+    async def _verify_subscription_token(
         self, token: str, channel: str, *, invalid: Callable[[], Exception]
     ) -> SubscriptionClaims:
         try:
-            claims = self.node.verifier.verify_subscription(token)
+            claims = await self.node.verifier.verify_subscription(token)
         except TokenError:
             raise invalid() from None
         if (
@@ -485,10 +542,12 @@ class Client:
         channel = request.channel
         if channel in self.subs:
             raise AlreadySubscribed()
+        if self.settings.channel_limit and len(self.subs) >= self.settings.channel_limit:
+            raise LimitExceeded("too many channels")
         name, options = self.node.resolve(channel)
         claims: SubscriptionClaims | None = None
         if request.token:
-            claims = self._verify_subscription_token(request.token, channel, invalid=Forbidden)
+            claims = await self._verify_subscription_token(request.token, channel, invalid=Forbidden)
             granted = True
         elif name.private:
             raise Forbidden("private channel needs a subscription token")

@@ -1,9 +1,16 @@
-"""The WebSocket listener: accepts upgrades on the configured path and serves each connection."""
+"""The WebSocket listener: accepts upgrades on the configured path and serves each connection.
+
+Before the upgrade it refuses, cheaply and with plain HTTP: another path (404), a browser origin
+outside ``server.allowed_origins`` (403), and handshakes beyond ``client.connection_rate_per_s``
+on this replica (503 with ``Retry-After``; the SDKs retry with backoff). A client that does not
+finish its handshake within ``server.handshake_timeout_s`` is dropped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -11,6 +18,7 @@ from websockets.http11 import Request, Response
 
 from wirehub.errors import DisconnectShutdown
 from wirehub.server.connection import Client
+from wirehub.server.limits import OriginPolicy, TokenBucket
 from wirehub.server.node import Node
 
 logger = logging.getLogger(__name__)
@@ -20,6 +28,13 @@ class Gateway:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._server: Server | None = None
+        self._origins = OriginPolicy(node.settings.server.allowed_origins)
+        client = node.settings.client
+        self._handshakes: TokenBucket | None = None
+        if client.connection_rate_per_s > 0:
+            self._handshakes = TokenBucket(
+                client.connection_rate_per_s, client.connection_burst, time.monotonic()
+            )
 
     async def start(self) -> None:
         settings = self.node.settings
@@ -27,13 +42,14 @@ class Gateway:
             self._serve_client,
             settings.server.host,
             settings.server.port,
-            process_request=self._check_path,
+            process_request=self._admit,
             max_size=settings.client.max_message_bytes,
             # permessage-deflate costs several times the CPU and memory: off unless configured.
             compression="deflate" if settings.server.compression else None,
             # Pings are the protocol's own ({} every ping_interval_s), not WebSocket frames.
             ping_interval=None,
             close_timeout=2,
+            open_timeout=settings.server.handshake_timeout_s,
         )
 
     @property
@@ -41,6 +57,21 @@ class Gateway:
         assert self._server is not None
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse a handshake before the upgrade: 404, 403 or 503; None lets it through."""
+        refusal = self._check_path(connection, request)
+        if refusal is not None:
+            return refusal
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1 or not self._origins.allows(origins[0] if origins else None):
+            logger.debug("origin not allowed", extra={"origin": origins[:1]})
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self._handshakes is not None and not self._handshakes.try_take(time.monotonic()):
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many new connections\n")
+            response.headers["Retry-After"] = "1"
+            return response
+        return None
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]

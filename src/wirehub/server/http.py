@@ -1,15 +1,19 @@
-"""The HTTP port: ``/health`` now; accounts, the server API and metrics come later."""
+"""The HTTP port: ``/health`` and the account endpoints (``/auth/*``, in ``accounts_http``);
+the server API and metrics come later."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from wirehub.auth.accounts import Accounts
+from wirehub.server.accounts_http import AccountRoutes
 from wirehub.server.node import Node
 
 
 class HttpServer:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, accounts: Accounts | None = None) -> None:
         self.node = node
+        self.accounts = accounts
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self.ready = False
@@ -17,6 +21,8 @@ class HttpServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/health", self._health)
+        if self.accounts is not None:
+            AccountRoutes(self.node, self.accounts).install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         settings = self.node.settings.http
@@ -39,4 +45,8 @@ class HttpServer:
     async def _health(self, request: web.Request) -> web.Response:
         if not self.ready:
             return web.json_response({"status": "starting"}, status=503)
+        # A store may say it is not ready yet (MongoDB unreachable at start-up); one without a
+        # ``ready`` attribute is ready once started.
+        if not getattr(self.node.store, "ready", True):
+            return web.json_response({"status": "store not ready"}, status=503)
         return web.json_response({"status": "ok", "clients": self.node.client_count})

@@ -184,6 +184,8 @@ class Hub:
         early, state.early = state.early, []
         for pub in early:
             self._on_publication(channel, state, pub)
+        if state.recheck:
+            self._schedule_repair(channel, state, delay=0.0)
 
     @staticmethod
     async def _ready_top(state: _Channel) -> int:
@@ -255,9 +257,12 @@ class Hub:
         """The broker may have lost messages: check every affected channel against the store."""
         for channel in channels:
             state = self._channels.get(channel)
-            if state is not None and state.history and state.top is not None:
+            if state is not None and state.history:
                 state.recheck = True
-                self._schedule_repair(channel, state, delay=0.0)
+                if state.top is not None:
+                    self._schedule_repair(channel, state, delay=0.0)
+                # else the channel is opening: its position may predate the gap, so the repair
+                # starts once the position is known (see _open and _reopen).
 
     # ------------------------------------------------------------------ ordered delivery
 
@@ -376,4 +381,6 @@ class Hub:
         early, state.early = state.early, []
         for pub in early:
             self._on_publication(channel, state, pub)
+        if state.recheck:
+            self._schedule_repair(channel, state, delay=0.0)
         state.ready.set_result(None)

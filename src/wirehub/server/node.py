@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from wirehub import __version__
 from wirehub.auth.base import TokenVerifier
@@ -20,13 +21,16 @@ from wirehub.broker.base import Broker, Presence
 from wirehub.channels.names import ChannelName, parse_channel
 from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
-from wirehub.errors import Disconnect, Invalid, UnknownChannel
+from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
 from wirehub.server.commit import GroupCommitter
 from wirehub.server.hub import Hub
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
     JSON,
+    BrokerMessage,
     ClientInfo,
+    ControlMessage,
+    DisconnectUser,
     HistoryLimits,
     HistoryPage,
     Join,
@@ -34,6 +38,7 @@ from wirehub.types import (
     NewPublication,
     PresenceStats,
     Publication,
+    UnsubscribeUser,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,6 +57,10 @@ class LocalClient(Protocol):
 
     def presence_entries(self) -> Iterable[tuple[str, ClientInfo]]:
         """The (channel, info) presence entries this connection keeps alive."""
+        ...
+
+    def server_unsubscribe(self, channel: str) -> None:
+        """Unsubscribe from ``channel`` on the server's initiative (push 2000), if subscribed."""
         ...
 
 
@@ -75,12 +84,20 @@ class Node:
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
         self.committer = GroupCommitter(store)
         self._clients: dict[str, LocalClient] = {}
+        self._user_clients: dict[str, dict[str, LocalClient]] = {}
+        """Authenticated connections by user id (anonymous ones are not indexed)."""
+        self._user_bindings: dict[str, str] = {}
         self.version = VERSION
+        self.id = uuid.uuid4().hex
+        """This node among the replicas: control messages it sent come back to it, and are ignored."""
         self._presence_refresher: asyncio.Task[None] | None = None
+        self._presence_due = asyncio.Event()
+        """Set when presence must be re-added now rather than at the next interval (broker gap)."""
 
     async def start(self) -> None:
+        await self.verifier.start()
         await self.store.start()
-        await self.broker.start(self.hub)
+        await self.broker.start(self)
         self._presence_refresher = asyncio.create_task(self._refresh_presence())
 
     async def close(self) -> None:
@@ -92,6 +109,7 @@ class Node:
         await self.hub.close()
         await self.broker.close()
         await self.store.close()
+        await self.verifier.close()
 
     # ------------------------------------------------------------------ clients
 
@@ -100,6 +118,35 @@ class Node:
 
     def unregister(self, client: LocalClient) -> None:
         self._clients.pop(client.id, None)
+        self.unbind_user(client)
+
+    def bind_user(self, client: LocalClient, user: str, *, limit: int = 0) -> bool:
+        """Index ``client`` under ``user``; False (and not indexed) if the user already has ``limit``.
+
+        Counts this replica's connections only; a cross-replica count needs the broker.
+        """
+        if not user:
+            return True
+        clients = self._user_clients.get(user, {})
+        if limit and len(clients) >= limit and client.id not in clients:
+            return False
+        self._user_clients.setdefault(user, clients)[client.id] = client
+        self._user_bindings[client.id] = user
+        return True
+
+    def unbind_user(self, client: LocalClient) -> None:
+        user = self._user_bindings.pop(client.id, None)
+        if user is None:
+            return
+        clients = self._user_clients.get(user)
+        if clients is not None:
+            clients.pop(client.id, None)
+            if not clients:
+                del self._user_clients[user]
+
+    def user_clients(self, user: str) -> tuple[LocalClient, ...]:
+        """This replica's authenticated connections of ``user``."""
+        return tuple(self._user_clients.get(user, {}).values())
 
     def clients(self) -> Iterator[LocalClient]:
         return iter(tuple(self._clients.values()))
@@ -140,16 +187,32 @@ class Node:
         options: NamespaceOptions,
         info: ClientInfo | None = None,
         tags: Mapping[str, str] | None = None,
+        idempotency_key: str = "",
     ) -> Publication:
-        """Store (for channels with history) and fan out; return once the store has it."""
+        """Store (for channels with history) and fan out; return once the store has it.
+
+        With an ``idempotency_key``, a retry within the store's window returns (and fans out
+        again, which hubs drop as a duplicate offset) the original publication.
+        """
         now_ms = int(time.time() * 1000)
         if options.history_enabled:
             limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
-            new = NewPublication(data=data, info=info, tags=tags or {}, time_ms=now_ms)
+            new = NewPublication(
+                data=data, info=info, tags=tags or {}, time_ms=now_ms, idempotency_key=idempotency_key
+            )
             pub = await self.committer.append(channel, new, limits)
         else:
             pub = Publication(data=data, info=info, tags=tags or {}, time_ms=now_ms)
-        await self.broker.publish(channel, pub)
+        try:
+            await self.broker.publish(channel, pub)
+        except BrokerUnavailable:
+            if not options.history_enabled:
+                raise  # nothing holds it: the publisher learns (100, temporary) and may retry
+            # The store has it, so it is acknowledged: this node's subscribers get it now, in
+            # offset order; other nodes fill the hole from the store (their broker reports a gap
+            # when it reconnects, and the channel's next publication reveals the hole anyway).
+            logger.warning("broker publish failed; delivered locally", extra={"channel": channel})
+            self.hub.on_message(channel, pub)
         return pub
 
     async def history(
@@ -172,17 +235,24 @@ class Node:
         """Re-add every local presence entry before it expires (removal happens on leave)."""
         interval = self.settings.client.presence_update_interval_s
         while True:
-            await asyncio.sleep(interval)
-            for client in self.clients():
-                for channel, info in client.presence_entries():
-                    try:
-                        await self.presence_store.add(
-                            channel, info, ttl_s=self.settings.client.presence_ttl_s
-                        )
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        logger.exception("presence refresh failed", extra={"channel": channel})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._presence_due.wait()  # a broker gap: the entries may be gone
+            self._presence_due.clear()
+            try:
+                for client in self.clients():
+                    for channel, info in client.presence_entries():
+                        try:
+                            await self.presence_store.add(
+                                channel, info, ttl_s=self.settings.client.presence_ttl_s
+                            )
+                        except (asyncio.CancelledError, BrokerUnavailable):
+                            raise
+                        except Exception:
+                            logger.exception("presence refresh failed", extra={"channel": channel})
+            except BrokerUnavailable:
+                # Every other entry would fail the same way: try them all again next round.
+                logger.warning("presence refresh skipped: broker unavailable")
 
     async def joined(self, channel: str, info: ClientInfo, *, presence: bool, announce: bool) -> None:
         if presence:
@@ -201,3 +271,50 @@ class Node:
 
     async def presence_stats(self, channel: str) -> PresenceStats:
         return await self.presence_store.stats(channel)
+
+    # ------------------------------------------------------------------ BrokerListener
+
+    def on_message(self, channel: str, message: BrokerMessage) -> None:
+        self.hub.on_message(channel, message)
+
+    def on_gap(self, channels: frozenset[str]) -> None:
+        self.hub.on_gap(channels)
+        # The broker reconnected: if Redis restarted, presence went with it.
+        self._presence_due.set()
+
+    def on_control(self, message: ControlMessage) -> None:
+        if message.origin == self.id:
+            return  # acted on when sent
+        self._apply_control(message)
+
+    # ------------------------------------------------------------------ node-level control
+
+    async def disconnect_user(self, user: str, reason: Disconnect) -> None:
+        """Close every connection of ``user``, on this node and on every other one, with ``reason``.
+
+        Raises ``BrokerUnavailable`` if the other nodes could not be told (this node's
+        connections are closed all the same).
+        """
+        message = DisconnectUser(user=user, code=reason.code, reason=reason.reason, origin=self.id)
+        self._apply_control(message)
+        await self.broker.publish_control(message)
+
+    async def unsubscribe_user(self, user: str, channel: str) -> None:
+        """Unsubscribe every connection of ``user`` from ``channel`` on every node (push 2000).
+
+        Raises ``BrokerUnavailable`` if the other nodes could not be told.
+        """
+        message = UnsubscribeUser(user=user, channel=channel, origin=self.id)
+        self._apply_control(message)
+        await self.broker.publish_control(message)
+
+    def _apply_control(self, message: ControlMessage) -> None:
+        match message:
+            case DisconnectUser(user=user, code=code, reason=reason):
+                for client in self.user_clients(user):
+                    client.disconnect(disconnect_for_code(code, reason))
+            case UnsubscribeUser(user=user, channel=channel):
+                for client in self.user_clients(user):
+                    client.server_unsubscribe(channel)
+            case _:
+                assert_never(message)

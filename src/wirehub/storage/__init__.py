@@ -1,1 +1,1 @@
-"""Stores: the system of record for channel history (and, later, accounts)."""
+"""Stores: the system of record for channel history and accounts (SQLite embedded, MongoDB)."""

@@ -1,11 +1,15 @@
 """SqliteStore: the MessageStore on one SQLite file (or ``:memory:``), via the stdlib ``sqlite3``.
 
-It owns two tables and nothing else:
+It owns three tables and nothing else:
 
-* ``streams``: one row per channel with its top offset and epoch. The row is never deleted, so
-  a stream's epoch only changes if the database itself is lost (or is ``:memory:`` and the
-  process restarts), which is exactly when clients must not trust their old offsets;
-* ``publications``: the retained publications, keyed by (channel, offset).
+* ``streams``: one row per channel with its top offset, epoch and ``floor`` (offsets at or below
+  it are beyond ``history_size``). The row is never deleted, so a stream's epoch only changes if
+  the database itself is lost (or is ``:memory:`` and the process restarts), which is exactly
+  when clients must not trust their old offsets;
+* ``publications``: the retained publications, keyed by (channel, offset). A publication with an
+  idempotency key stays on disk until its idempotency window ends (``hold_until``) even when
+  retention already hides it from reads, so that a retry still finds the original;
+* ``accounts``: the UserStore (``sqlite_users.py``), on the same connection and thread.
 
 Every sqlite call runs on one dedicated worker thread with one connection: the event loop never
 blocks on disk I/O, and the single thread serialises this process's appends, so offsets are
@@ -25,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from wirehub.errors import StoreUnavailable
+from wirehub.storage.sqlite_users import ACCOUNTS_SCHEMA, SqliteUserStore
 from wirehub.types import (
     JSON,
     ClientInfo,
@@ -40,6 +45,7 @@ __all__ = ["SqliteStore"]
 _T = TypeVar("_T")
 
 MEMORY = ":memory:"
+DEFAULT_IDEMPOTENCY_WINDOW_S = 300.0
 
 # "offset" is an SQL keyword (LIMIT ... OFFSET), hence quoted everywhere.
 _SCHEMA = (
@@ -47,7 +53,8 @@ _SCHEMA = (
     CREATE TABLE IF NOT EXISTS streams (
         channel TEXT PRIMARY KEY,
         top INTEGER NOT NULL,
-        epoch TEXT NOT NULL
+        epoch TEXT NOT NULL,
+        floor INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID
     """,
     # WITHOUT ROWID: the rows are clustered by (channel, offset), which is the order every
@@ -61,18 +68,44 @@ _SCHEMA = (
         tags TEXT NOT NULL,
         time_ms INTEGER NOT NULL,
         expires_at REAL NOT NULL,
+        idem TEXT,
+        hold_until REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (channel, "offset")
     ) WITHOUT ROWID
     """,
+    ACCOUNTS_SCHEMA,
+)
+
+# Columns added after the first release of the schema: (table, column, definition). A database
+# created before them gets them on open; the defaults are what the old rows meant.
+_ADDED_COLUMNS = (
+    ("streams", "floor", "INTEGER NOT NULL DEFAULT 0"),
+    ("publications", "idem", "TEXT"),
+    ("publications", "hold_until", "REAL NOT NULL DEFAULT 0"),
+)
+
+# Created after the columns above exist (an old database only has them once migrated).
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS publications_idem ON publications (channel, idem) WHERE idem IS NOT NULL",
 )
 
 _INSERT = (
-    'INSERT INTO publications (channel, "offset", data, info, tags, time_ms, expires_at)'
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    'INSERT INTO publications (channel, "offset", data, info, tags, time_ms, expires_at, idem, hold_until)'
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# The newest publication appended under an idempotency key whose window is still open.
+_FIND_IDEM = (
+    'SELECT "offset", data, info, tags, time_ms FROM publications'
+    ' WHERE channel = ? AND idem = ? AND hold_until > ? ORDER BY "offset" DESC LIMIT 1'
 )
 
 # One literal query per (reverse, since given) case: no SQL is built from strings at runtime.
-_SELECT = 'SELECT "offset", data, info, tags, time_ms FROM publications WHERE channel = ? AND expires_at > ?'
+# Parameters: channel, now, floor[, since], limit.
+_SELECT = (
+    'SELECT "offset", data, info, tags, time_ms FROM publications'
+    ' WHERE channel = ? AND expires_at > ? AND "offset" > ?'
+)
 _READ_QUERIES: dict[tuple[bool, bool], str] = {
     (False, False): _SELECT + ' ORDER BY "offset" ASC LIMIT ?',
     (False, True): _SELECT + ' AND "offset" > ? ORDER BY "offset" ASC LIMIT ?',
@@ -144,19 +177,37 @@ def _path_from_url(url: str) -> str:
 
 
 class SqliteStore:
-    """MessageStore on SQLite. ``clock`` gives the time in seconds (injectable for tests)."""
+    """MessageStore (and, as ``users``, UserStore) on SQLite.
 
-    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+    ``clock`` gives the time in seconds (injectable for tests); ``idempotency_window_s`` is how
+    long an idempotency key is remembered.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
+    ) -> None:
         self._path = path
         self._clock = clock
+        self._idempotency_window_s = idempotency_window_s
         self._executor: ThreadPoolExecutor | None = None
         # Only ever touched on the worker thread.
         self._conn: sqlite3.Connection | None = None
+        self.users = SqliteUserStore(self, clock=clock)
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqliteStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
+    ) -> SqliteStore:
         """``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or ``memory://``."""
-        return cls(_path_from_url(url), clock=clock)
+        return cls(_path_from_url(url), clock=clock, idempotency_window_s=idempotency_window_s)
 
     @property
     def path(self) -> str:
@@ -215,6 +266,10 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ event loop side
 
+    async def run_with_connection(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``job(connection)`` on the worker thread (for the store's companions: accounts)."""
+        return await self._run(lambda: job(self._connection()))
+
     async def _run(self, job: Callable[[], _T]) -> _T:
         executor = self._executor
         if executor is None:
@@ -243,6 +298,13 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 conn.execute(statement)
+            for table, column, definition in _ADDED_COLUMNS:
+                # Table and column names are the literals above, never input.
+                columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            for statement in _INDEXES:
+                conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
@@ -264,46 +326,79 @@ class SqliteStore:
         now = self._clock()
         now_ms = int(now * 1000)
         expires_at = now + limits.ttl_s
+        hold_until = now + self._idempotency_window_s
         # Encode before taking the write lock; a non-JSON payload raises TypeError here,
         # which is the caller's bug and not a store failure.
         encoded = [
             (_dumps(p.data), _encode_info(p.info), _dumps(dict(p.tags)), p.time_ms or now_ms) for p in pubs
         ]
+        results: list[Publication | None] = [None] * len(pubs)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT top FROM streams WHERE channel = ?", (channel,)).fetchone()
+            row = conn.execute("SELECT top, floor FROM streams WHERE channel = ?", (channel,)).fetchone()
             if row is None:
-                top = 0
+                top, floor = 0, 0
                 conn.execute(
                     "INSERT INTO streams (channel, top, epoch) VALUES (?, 0, ?)",
                     (channel, _new_epoch()),
                 )
             else:
-                top = int(row[0])
-            conn.executemany(
-                _INSERT,
-                [
-                    (channel, top + i, data, info, tags, time_ms, expires_at)
-                    for i, (data, info, tags, time_ms) in enumerate(encoded, start=1)
-                ],
-            )
-            new_top = top + len(pubs)
-            conn.execute("UPDATE streams SET top = ? WHERE channel = ?", (new_top, channel))
-            # Retention is enforced on append, the only time a stream grows; reads also filter
-            # on expires_at, so a stream nobody appends to never serves expired publications.
-            conn.execute(
-                'DELETE FROM publications WHERE channel = ? AND ("offset" <= ? OR expires_at <= ?)',
-                (channel, new_top - limits.size, now),
-            )
+                top, floor = int(row[0]), int(row[1])
+            # Inside the write transaction: no other appender can slip in between the lookup
+            # and the insert, so a key is stored at most once per window.
+            first_with_key: dict[str, int] = {}
+            rows = []
+            offset = top
+            for i, (p, (data, info, tags, time_ms)) in enumerate(zip(pubs, encoded, strict=True)):
+                key = p.idempotency_key
+                if key:
+                    if key in first_with_key:
+                        continue  # filled in from the first publication with this key below
+                    first_with_key[key] = i
+                    found = conn.execute(_FIND_IDEM, (channel, key, now)).fetchone()
+                    if found is not None:
+                        results[i] = _decode_row(found)
+                        continue
+                offset += 1
+                results[i] = Publication(
+                    data=p.data, offset=offset, info=p.info, tags=dict(p.tags), time_ms=time_ms
+                )
+                rows.append(
+                    (
+                        channel,
+                        offset,
+                        data,
+                        info,
+                        tags,
+                        time_ms,
+                        expires_at,
+                        key or None,
+                        hold_until if key else 0.0,
+                    )
+                )
+            if rows:
+                conn.executemany(_INSERT, rows)
+                new_floor = max(floor, offset - limits.size)
+                conn.execute(
+                    "UPDATE streams SET top = ?, floor = ? WHERE channel = ?", (offset, new_floor, channel)
+                )
+                # Retention is enforced on append, the only time a stream grows; reads also filter
+                # on floor and expires_at, so a stream nobody appends to never serves expired
+                # publications. Rows still inside their idempotency window stay until it ends.
+                conn.execute(
+                    'DELETE FROM publications WHERE channel = ? AND ("offset" <= ? OR expires_at <= ?)'
+                    " AND hold_until <= ?",
+                    (channel, new_floor, now, now),
+                )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return [
-            Publication(data=p.data, offset=top + i, info=p.info, tags=dict(p.tags), time_ms=time_ms)
-            for i, (p, (_, _, _, time_ms)) in enumerate(zip(pubs, encoded, strict=True), start=1)
-        ]
+        for i, p in enumerate(pubs):
+            if results[i] is None:
+                results[i] = results[first_with_key[p.idempotency_key]]
+        return [pub for pub in results if pub is not None]
 
     def _read(self, channel: str, since: int | None, limit: int, reverse: bool) -> HistoryPage:
         conn = self._connection()
@@ -319,12 +414,12 @@ class SqliteStore:
                     "INSERT OR IGNORE INTO streams (channel, top, epoch) VALUES (?, 0, ?)",
                     (channel, _new_epoch()),
                 )
-            top, epoch = conn.execute(
-                "SELECT top, epoch FROM streams WHERE channel = ?", (channel,)
+            top, epoch, floor = conn.execute(
+                "SELECT top, epoch, floor FROM streams WHERE channel = ?", (channel,)
             ).fetchone()
             rows: list[tuple[Any, ...]] = []
             if limit != 0:
-                params: list[object] = [channel, now]
+                params: list[object] = [channel, now, floor]
                 if since is not None:
                     params.append(since)
                 # A negative LIMIT means no limit in SQLite, which is what limit < 0 means here.

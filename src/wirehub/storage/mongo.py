@@ -1,0 +1,744 @@
+"""MongoStore: the MessageStore and UserStore on MongoDB, through PyMongo's native asyncio API.
+
+The only module that imports ``pymongo`` (docs/decisions/0004). Every driver error leaves it as
+``StoreUnavailable`` (error 100, temporary).
+
+Collections, in the database the URL names (``wirehub`` when it names none):
+
+* ``streams``: one document per channel, never deleted::
+
+      {_id: channel, top: int, epoch: str, floor: int, pending: [publication...], batch: str}
+
+  ``top`` is the last offset handed out and ``floor`` the highest offset retention by size has
+  dropped. ``pending`` holds the publications of the latest append, written in the same atomic
+  update that raised ``top``;
+* ``publications``: one document per publication, unique on ``(channel, offset)``::
+
+      {channel, offset, data, info?, tags?, time_ms, expires_at, idem?, hold_until}
+
+  ``data``, ``info`` and ``tags`` are JSON text (ASCII, NUL escaped): MongoDB stores them and
+  never interprets a key such as ``$set`` or ``a.b``, and numbers keep their JSON form;
+* ``accounts``: the UserStore (``MongoUserStore``), unique on ``username_key``.
+
+Appending (the algorithm, docs/decisions/0005-mongodb-offsets.md; per channel, serialised within
+this process by a lock, so cross-process contention is only between replicas):
+
+1. Know the stream document: cached from this process's previous append, else read (and
+   created with a fresh epoch by an insert that loses gracefully to a concurrent one).
+2. If its ``pending`` publications are not known to be stored, insert them (unordered; a
+   duplicate key means someone already did). This is what makes step 4 safe.
+3. Idempotency keys: look them up among the stored publications and ``pending``.
+4. Compare-and-set: ``update_one({_id, top: T, epoch}, {$set: {top: T+n, floor, pending: batch,
+   batch: id}})``. If nothing matched, another replica appended first: re-read, go to 2. A batch
+   larger than ``MAX_PENDING_BYTES`` goes in several such chunks.
+5. The batch is durable and visible now (``read`` merges ``pending``): the append succeeds. It
+   then inserts the batch into ``publications``; if that fails, step 2 of the next append does it.
+6. At most once per ``trim_interval_s`` per channel, delete what retention dropped.
+
+Failure analysis, in short (the ADR has it in full): offsets are reserved only by the atomic
+update in step 4, which also carries the data, so a crash anywhere leaves either nothing (before
+4: the publish was not acknowledged) or a complete batch (after 4); no offset is ever reserved
+without its publication, so none is skipped, and none is reused because the update is guarded
+by ``top``. ``pending`` is only ever replaced after it is stored (step 2), so no acknowledged
+publication is lost. An ambiguous failure of step 4 (connection lost after sending) is reported
+as ``StoreUnavailable``; a retry may then store the publication twice, under two offsets, unless
+it carries an idempotency key.
+
+No transactions, change streams or TTL indexes are used (the nx-27017 stand-in lacks them, and
+they are not needed): retention is enforced by ``read`` filtering on ``floor`` and
+``expires_at`` and by step 6.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pymongo
+from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, PyMongoError
+from pymongo.read_preferences import _ServerMode
+
+from wirehub.config import StoreSettings
+from wirehub.errors import ConfigError, StoreUnavailable, UsernameTaken
+from wirehub.storage.base import Account, check_new_account, from_millis, millis, username_key
+from wirehub.types import (
+    JSON,
+    ClientInfo,
+    HistoryLimits,
+    HistoryPage,
+    NewPublication,
+    Publication,
+    StreamPosition,
+)
+
+__all__ = ["MongoStore", "MongoUserStore", "read_preference_for", "write_concern_for"]
+
+logger = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+DEFAULT_DATABASE = "wirehub"
+DEFAULT_TIMEOUT_S = 5.0
+"""Budget of one store call (all its round trips) unless the URL sets ``timeoutMS``."""
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+"""Largest chunk of one append written in one update (documents are limited to 16 MiB)."""
+CACHED_STREAMS = 4096
+"""Stream documents remembered per process (least recently used are forgotten)."""
+MAX_CAS_ATTEMPTS = 100
+"""Lost compare-and-set races tolerated in one append before giving up (temporary error)."""
+DUPLICATE_KEY = 11000
+BACKOFF_START_S = 0.1
+BACKOFF_CAP_S = 5.0
+
+_UNAVAILABLE = "history store unavailable"
+
+_READ_PREFERENCES: dict[str, _ServerMode] = {
+    "primary": ReadPreference.PRIMARY,
+    "primarypreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondarypreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
+
+_PUB_FIELDS = {"_id": 0, "offset": 1, "data": 1, "info": 1, "tags": 1, "time_ms": 1}
+
+
+def write_concern_for(value: str) -> WriteConcern:
+    """``majority`` (the default), a number of members (journaled), or a tag set name."""
+    if value.isdigit():
+        members = int(value)
+        if members < 1:
+            raise ValueError("store.write_concern: 0 would not acknowledge writes; use 1 or more")
+        return WriteConcern(w=members, j=True)
+    if not value:
+        raise ValueError("store.write_concern: must not be empty")
+    return WriteConcern(w=value)
+
+
+def read_preference_for(value: str) -> _ServerMode:
+    """One of MongoDB's read preference modes, case-insensitively."""
+    try:
+        return _READ_PREFERENCES[value.lower()]
+    except KeyError:
+        raise ValueError(f"store.read_preference: unknown mode {value!r}") from None
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _dumps(value: object) -> str:
+    # ensure_ascii (the default) escapes NUL and lone surrogates, so any JSON value Python can
+    # hold is stored as plain ASCII text and decodes back to an equal value.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _encode_info(info: ClientInfo) -> str:
+    return _dumps(
+        {"user": info.user, "client": info.client, "conn_info": info.conn_info, "chan_info": info.chan_info}
+    )
+
+
+def _decode(doc: Mapping[str, Any]) -> Publication:
+    info: ClientInfo | None = None
+    if doc.get("info") is not None:
+        raw = json.loads(doc["info"])
+        info = ClientInfo(
+            user=raw["user"],
+            client=raw["client"],
+            conn_info=raw.get("conn_info"),
+            chan_info=raw.get("chan_info"),
+        )
+    data: JSON = json.loads(doc["data"])
+    tags: dict[str, str] = json.loads(doc["tags"]) if doc.get("tags") else {}
+    return Publication(
+        data=data, offset=int(doc["offset"]), info=info, tags=tags, time_ms=int(doc["time_ms"])
+    )
+
+
+@dataclass(slots=True)
+class _Encoded:
+    """One publication to append, encoded before any I/O (a non-JSON payload fails here)."""
+
+    pub: NewPublication
+    data: str
+    info: str | None
+    tags: str | None
+    time_ms: int
+    size: int
+
+    def doc(self, offset: int, *, expires_at: float, hold_until: float) -> Doc:
+        doc: Doc = {"offset": offset, "data": self.data, "time_ms": self.time_ms, "expires_at": expires_at}
+        if self.info is not None:
+            doc["info"] = self.info
+        if self.tags is not None:
+            doc["tags"] = self.tags
+        key = self.pub.idempotency_key
+        if key:
+            doc["idem"] = key
+        doc["hold_until"] = hold_until if key else 0.0
+        return doc
+
+    def publication(self, offset: int) -> Publication:
+        p = self.pub
+        return Publication(data=p.data, offset=offset, info=p.info, tags=dict(p.tags), time_ms=self.time_ms)
+
+
+def _encode(pub: NewPublication, now_ms: int) -> _Encoded:
+    data = _dumps(pub.data)
+    info = None if pub.info is None else _encode_info(pub.info)
+    tags = _dumps(dict(pub.tags)) if pub.tags else None
+    size = len(data) + len(info or "") + len(tags or "") + len(pub.idempotency_key) + 128
+    return _Encoded(pub, data, info, tags, pub.time_ms or now_ms, size)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """What this process knows of a stream document."""
+
+    top: int
+    epoch: str
+    floor: int
+    pending: list[Doc] = field(default_factory=list)
+    pending_stored: bool = True
+    trimmed_at: float = float("-inf")
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> _Stream:
+        pending = list(doc.get("pending") or [])
+        return cls(
+            top=int(doc["top"]),
+            epoch=str(doc["epoch"]),
+            floor=int(doc.get("floor", 0)),
+            pending=pending,
+            pending_stored=not pending,
+        )
+
+
+def _visible(doc: Mapping[str, Any], *, floor: int, now: float) -> bool:
+    return int(doc["offset"]) > floor and float(doc["expires_at"]) > now
+
+
+def _url_options(url: str) -> dict[str, str]:
+    """The URL's query options with lower-cased names (no DNS lookups, unlike pymongo's parser)."""
+    return {name.lower(): value for name, value in parse_qsl(urlsplit(url).query)}
+
+
+class _LockEntry:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class MongoStore:
+    """MessageStore (and, as ``users``, UserStore) on MongoDB; see the module docstring.
+
+    ``start`` never waits for MongoDB: indexes are created by a background task that retries
+    with capped, jittered backoff, and ``ready`` turns True once they exist. Until then every
+    call waits for readiness within its time budget and then fails with ``StoreUnavailable``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_concern: str = "majority",
+        read_preference: str = "primary",
+        idempotency_window_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        trim_interval_s: float = 1.0,
+        timeout_s: float | None = None,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
+        self._url = url
+        self._write_concern = write_concern_for(write_concern)
+        self._read_preference = read_preference_for(read_preference)
+        self._idempotency_window_s = idempotency_window_s
+        self._clock = clock
+        self._trim_interval_s = trim_interval_s
+        self._max_pending_bytes = max_pending_bytes
+        options = _url_options(url)
+        if timeout_s is None:
+            timeout_ms = options.get("timeoutms")
+            timeout_s = (
+                float(timeout_ms) / 1000 if timeout_ms and float(timeout_ms) > 0 else DEFAULT_TIMEOUT_S
+            )
+        self._timeout_s = timeout_s
+        self._client_options: dict[str, Any] = {}
+        if "serverselectiontimeoutms" not in options:
+            # Fail a call while MongoDB is away within the call's budget, not pymongo's 30 s.
+            self._client_options["serverSelectionTimeoutMS"] = int(timeout_s * 1000)
+        if "appname" not in options:
+            self._client_options["appname"] = "wirehub"
+        self._client: AsyncMongoClient[Doc] | None = None
+        self._db: AsyncDatabase[Doc] | None = None
+        self._ready = asyncio.Event()
+        self._prepare_task: asyncio.Task[None] | None = None
+        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._locks: dict[str, _LockEntry] = {}
+        self._failing = False
+        self.users = MongoUserStore(self, clock=clock)
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, *, clock: Callable[[], float] = time.time) -> MongoStore:
+        return cls(
+            settings.url,
+            write_concern=settings.write_concern,
+            read_preference=settings.read_preference,
+            idempotency_window_s=settings.idempotency_window_s,
+            clock=clock,
+        )
+
+    @property
+    def ready(self) -> bool:
+        """True once started and the indexes exist; it stays True while MongoDB is away later."""
+        return self._client is not None and self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        """Wait until ``ready``: for callers that would rather wait than fail while MongoDB is away."""
+        await self._ready.wait()
+
+    @property
+    def database_name(self) -> str:
+        assert self._db is not None, "not started"
+        return self._db.name
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            client: AsyncMongoClient[Doc] = AsyncMongoClient(self._url, **self._client_options)
+            db = client.get_default_database(DEFAULT_DATABASE, write_concern=self._write_concern)
+        except (ConfigurationError, ValueError) as exc:
+            # PyMongo's URL errors name the problem without quoting the URL (or its password).
+            raise ConfigError([f"store.url: not a usable MongoDB URL: {exc}"]) from None
+        self._client, self._db = client, db
+        self._ready.clear()
+        self._prepare_task = asyncio.get_running_loop().create_task(self._prepare(db))
+
+    async def close(self) -> None:
+        client, self._client, self._db = self._client, None, None
+        task, self._prepare_task = self._prepare_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._streams.clear()
+        if client is not None:
+            await client.close()
+
+    async def _prepare(self, db: AsyncDatabase[Doc]) -> None:
+        """Create the indexes (idempotent), retrying until MongoDB answers; then be ready."""
+        delay = BACKOFF_START_S
+        while True:
+            try:
+                with pymongo.timeout(self._timeout_s):
+                    await self._create_indexes(db)
+            except PyMongoError as exc:
+                logger.warning(
+                    "mongodb not ready, retrying", extra={"error": type(exc).__name__, "retry_in_s": delay}
+                )
+                # Jitter: replicas that lost MongoDB together do not come back in lockstep.
+                await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))  # noqa: S311 - not crypto
+                delay = min(delay * 2, BACKOFF_CAP_S)
+                continue
+            logger.info("mongodb store ready", extra={"database": db.name})
+            self._ready.set()
+            return
+
+    @staticmethod
+    async def _create_indexes(db: AsyncDatabase[Doc]) -> None:
+        # Named, but nothing depends on the names: the stand-in renames indexes.
+        await db["publications"].create_index(
+            [("channel", pymongo.ASCENDING), ("offset", pymongo.ASCENDING)],
+            unique=True,
+            name="channel_offset",
+        )
+        await db["publications"].create_index(
+            [("channel", pymongo.ASCENDING), ("idem", pymongo.ASCENDING)], name="channel_idem"
+        )
+        await db["accounts"].create_index("username_key", unique=True, name="username_key")
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncDatabase[Doc]]:
+        """One store call: wait for readiness, bound every round trip by one deadline, and turn
+        driver errors into ``StoreUnavailable``."""
+        db = self._db
+        if db is None:
+            raise StoreUnavailable(_UNAVAILABLE)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        if not self._ready.is_set():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._ready.wait()
+            except TimeoutError:
+                raise StoreUnavailable(_UNAVAILABLE) from None
+        try:
+            with pymongo.timeout(max(deadline - loop.time(), 0.001)):
+                yield db
+        except PyMongoError as exc:
+            if not self._failing:
+                self._failing = True
+                logger.warning("mongodb unavailable", extra={"error": type(exc).__name__})
+            raise StoreUnavailable(_UNAVAILABLE) from exc
+        if self._failing:
+            self._failing = False
+            logger.info("mongodb available again")
+
+    @contextlib.asynccontextmanager
+    async def _channel_lock(self, channel: str) -> AsyncIterator[None]:
+        entry = self._locks.get(channel)
+        if entry is None:
+            entry = self._locks[channel] = _LockEntry()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[channel]
+
+    def _remember(self, channel: str, stream: _Stream) -> None:
+        self._streams[channel] = stream
+        self._streams.move_to_end(channel)
+        while len(self._streams) > CACHED_STREAMS:
+            self._streams.popitem(last=False)
+
+    async def _stream_doc(self, db: AsyncDatabase[Doc], channel: str, *, pending: bool) -> Doc:
+        """The channel's stream document, created with a new epoch if there is none."""
+        projection = None if pending else {"pending": 0}
+        doc = await db["streams"].find_one({"_id": channel}, projection)
+        if doc is not None:
+            return doc
+        new: Doc = {"_id": channel, "top": 0, "epoch": secrets.token_hex(4), "floor": 0}
+        try:
+            await db["streams"].insert_one(new)
+        except DuplicateKeyError:
+            # Created concurrently by another call or replica: theirs is the epoch.
+            doc = await db["streams"].find_one({"_id": channel}, projection)
+            if doc is None:
+                raise StoreUnavailable(_UNAVAILABLE) from None
+            return doc
+        return new
+
+    async def _store_pending(self, db: AsyncDatabase[Doc], channel: str, stream: _Stream) -> None:
+        """Insert the stream's pending publications into ``publications`` (idempotent)."""
+        if stream.pending_stored:
+            return
+        now = self._clock()
+        # What retention already hides needs no document (unless its idempotency window is open).
+        docs = [
+            {**doc, "channel": channel}
+            for doc in stream.pending
+            if _visible(doc, floor=stream.floor, now=now) or float(doc.get("hold_until", 0.0)) > now
+        ]
+        if docs:
+            try:
+                await db["publications"].insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if exc.details.get("writeConcernErrors") or any(
+                    e.get("code") != DUPLICATE_KEY for e in errors
+                ):
+                    raise
+                # Only duplicates: those offsets were stored already (same content).
+        stream.pending_stored = True
+
+    # ------------------------------------------------------------------ MessageStore
+
+    async def append(
+        self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
+    ) -> list[Publication]:
+        if not pubs:
+            return []
+        now_ms = int(self._clock() * 1000)
+        encoded = [_encode(p, now_ms) for p in pubs]
+        # The lock first: the call's time budget starts once it is this call's turn.
+        async with self._channel_lock(channel), self._session() as db:
+            results = await self._append_locked(db, channel, encoded, limits)
+            stream = self._streams.get(channel)
+        if stream is not None and self._clock() - stream.trimmed_at >= self._trim_interval_s:
+            await self._trim(channel, stream)
+        return results
+
+    async def _append_locked(
+        self, db: AsyncDatabase[Doc], channel: str, encoded: list[_Encoded], limits: HistoryLimits
+    ) -> list[Publication]:
+        now = self._clock()
+        expires_at = now + limits.ttl_s
+        hold_until = now + self._idempotency_window_s
+        results: list[Publication | None] = [None] * len(encoded)
+        # Within one batch, a repeated key gets the result of its first occurrence.
+        first_with_key: dict[str, int] = {}
+        remaining: list[int] = []
+        for i, item in enumerate(encoded):
+            key = item.pub.idempotency_key
+            if key and key in first_with_key:
+                continue
+            if key:
+                first_with_key[key] = i
+            remaining.append(i)
+
+        streams = db["streams"]
+        stream = self._streams.pop(channel, None)
+        keys_checked = False
+        attempts = 0
+        while remaining:
+            if stream is None:
+                stream = _Stream.from_doc(await self._stream_doc(db, channel, pending=True))
+                keys_checked = False
+            # The update below replaces ``pending``: it must be stored first, or it is lost.
+            await self._store_pending(db, channel, stream)
+            if first_with_key and not keys_checked:
+                # Checked against the state the update is guarded by: if anyone appends in
+                # between, the update fails and the check runs again.
+                hits = await self._idempotent_hits(db, channel, stream, [encoded[i] for i in remaining], now)
+                for i in remaining:
+                    hit = hits.get(encoded[i].pub.idempotency_key)
+                    if hit is not None:
+                        results[i] = hit
+                remaining = [i for i in remaining if results[i] is None]
+                keys_checked = True
+                if not remaining:
+                    break
+            chunk = self._chunk(encoded, remaining, self._max_pending_bytes)
+            docs = [
+                encoded[i].doc(stream.top + n, expires_at=expires_at, hold_until=hold_until)
+                for n, i in enumerate(chunk, start=1)
+            ]
+            top = stream.top + len(chunk)
+            floor = max(stream.floor, top - limits.size)
+            result = await streams.update_one(
+                {"_id": channel, "top": stream.top, "epoch": stream.epoch},
+                {"$set": {"top": top, "floor": floor, "pending": docs, "batch": secrets.token_hex(8)}},
+            )
+            if result.matched_count != 1:
+                # Another replica appended first (or the stream was lost): read it again.
+                stream = None
+                attempts += 1
+                if attempts >= MAX_CAS_ATTEMPTS:
+                    raise StoreUnavailable(_UNAVAILABLE)
+                if attempts > 2:
+                    await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempts, 0.05)))  # noqa: S311
+                continue
+            # Durable: from here on these publications are acknowledged, whatever happens next.
+            for n, i in enumerate(chunk, start=1):
+                results[i] = encoded[i].publication(stream.top + n)
+            remaining = remaining[len(chunk) :]
+            stream = _Stream(
+                top=top,
+                epoch=stream.epoch,
+                floor=floor,
+                pending=docs,
+                pending_stored=False,
+                trimmed_at=stream.trimmed_at,
+            )
+            try:
+                await self._store_pending(db, channel, stream)
+            except PyMongoError as exc:
+                # The batch is safe in ``pending``; the next append stores it (step 2).
+                logger.warning("mongodb append: storing pending failed", extra={"error": type(exc).__name__})
+                if remaining:
+                    raise
+        assert stream is not None
+        self._remember(channel, stream)
+        for i, item in enumerate(encoded):
+            if results[i] is None:
+                results[i] = results[first_with_key[item.pub.idempotency_key]]
+        return [pub for pub in results if pub is not None]
+
+    @staticmethod
+    def _chunk(encoded: list[_Encoded], remaining: list[int], max_bytes: int) -> list[int]:
+        """The next publications to write in one update: at least one, at most ``max_bytes``."""
+        size = 0
+        for n, i in enumerate(remaining):
+            size += encoded[i].size
+            if size > max_bytes and n > 0:
+                return remaining[:n]
+        return remaining
+
+    async def _idempotent_hits(
+        self, db: AsyncDatabase[Doc], channel: str, stream: _Stream, items: list[_Encoded], now: float
+    ) -> dict[str, Publication]:
+        """The original publication of each key whose window is open, among ``items``."""
+        keys = sorted({item.pub.idempotency_key for item in items if item.pub.idempotency_key})
+        if not keys:
+            return {}
+        found: dict[str, Doc] = {}
+        cursor = db["publications"].find(
+            {"channel": channel, "idem": {"$in": keys}, "hold_until": {"$gt": now}},
+            {**_PUB_FIELDS, "idem": 1, "hold_until": 1},
+        )
+        candidates = [*await cursor.to_list(), *stream.pending]
+        for doc in candidates:
+            key = doc.get("idem")
+            if not (key in keys and float(doc.get("hold_until", 0.0)) > now):
+                continue
+            if key not in found or int(doc["offset"]) > int(found[key]["offset"]):
+                found[key] = doc
+        return {key: _decode(doc) for key, doc in found.items()}
+
+    async def _trim(self, channel: str, stream: _Stream) -> None:
+        """Delete what retention dropped (reads hide it already); failures only delay it."""
+        now = self._clock()
+        stream.trimmed_at = now
+        try:
+            async with self._session() as db:
+                # Two plain conjunctions rather than one $or: the stand-in's delete_many ignores
+                # the other conditions next to a top-level $or (docs/mongodb.md, "stand-in gaps").
+                released = {"$lte": now}
+                await db["publications"].delete_many(
+                    {"channel": channel, "offset": {"$lte": stream.floor}, "hold_until": released}
+                )
+                await db["publications"].delete_many(
+                    {"channel": channel, "expires_at": {"$lte": now}, "hold_until": released}
+                )
+        except StoreUnavailable:
+            logger.debug("mongodb trim failed", extra={"channel": channel})
+
+    async def read(
+        self,
+        channel: str,
+        *,
+        since: int | None,
+        limit: int,
+        reverse: bool = False,
+    ) -> HistoryPage:
+        async with self._session() as db:
+            doc = await self._stream_doc(db, channel, pending=limit != 0)
+            stream = _Stream.from_doc(doc)
+            position = StreamPosition(offset=stream.top, epoch=stream.epoch)
+            if limit == 0:
+                return HistoryPage(publications=[], position=position)
+            now = self._clock()
+            low, high = stream.floor, stream.top  # offsets in (low, high]
+            if reverse:
+                if since is not None:
+                    high = min(high, since - 1)
+            elif since is not None:
+                low = max(low, since)
+            if low >= high:
+                return HistoryPage(publications=[], position=position)
+            publications = db["publications"].with_options(read_preference=self._read_preference)
+            cursor = publications.find(
+                {"channel": channel, "offset": {"$gt": low, "$lte": high}, "expires_at": {"$gt": now}},
+                _PUB_FIELDS,
+            ).sort("offset", pymongo.DESCENDING if reverse else pymongo.ASCENDING)
+            if limit > 0:
+                cursor = cursor.limit(limit)
+            found: dict[int, Mapping[str, Any]] = {int(d["offset"]): d for d in await cursor.to_list()}
+        # The latest batch may not be in ``publications`` yet: it is always in ``pending``.
+        for pending in stream.pending:
+            offset = int(pending["offset"])
+            if low < offset <= high and float(pending["expires_at"]) > now:
+                found.setdefault(offset, pending)
+        offsets = sorted(found, reverse=reverse)
+        if limit > 0:
+            offsets = offsets[:limit]
+        return HistoryPage(publications=[_decode(found[o]) for o in offsets], position=position)
+
+    async def position(self, channel: str) -> StreamPosition:
+        async with self._session() as db:
+            doc = await self._stream_doc(db, channel, pending=False)
+        return StreamPosition(offset=int(doc["top"]), epoch=str(doc["epoch"]))
+
+    # ------------------------------------------------------------------ for the UserStore
+
+    @contextlib.asynccontextmanager
+    async def _accounts(self) -> AsyncIterator[AsyncCollection[Doc]]:
+        async with self._session() as db:
+            yield db["accounts"]
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def _account(doc: Mapping[str, Any]) -> Account:
+    last_login = doc.get("last_login_ms")
+    return Account(
+        id=str(doc["_id"]),
+        username=str(doc["username"]),
+        password_hash=str(doc["password_hash"]),
+        created_at=from_millis(int(doc["created_at_ms"])),
+        last_login_at=None if last_login is None else from_millis(int(last_login)),
+        disabled=bool(doc.get("disabled", False)),
+    )
+
+
+class MongoUserStore:
+    """UserStore in the ``accounts`` collection, unique on ``username_key``; bcrypt hashes only."""
+
+    def __init__(self, store: MongoStore, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def create(self, username: str, password_hash: str) -> Account:
+        check_new_account(username, password_hash)
+        account = Account(
+            id=secrets.token_hex(12),
+            username=username,
+            password_hash=password_hash,
+            created_at=from_millis(int(self._clock() * 1000)),
+        )
+        async with self._store._accounts() as accounts:
+            try:
+                await accounts.insert_one(
+                    {
+                        "_id": account.id,
+                        "username": username,
+                        "username_key": username_key(username),
+                        "password_hash": password_hash,
+                        "created_at_ms": millis(account.created_at),
+                        "last_login_ms": None,
+                        "disabled": False,
+                    }
+                )
+            except DuplicateKeyError as exc:
+                # username_key is the index that fails: ids are 96 random bits.
+                raise UsernameTaken(username) from exc
+        return account
+
+    async def find(self, username: str) -> Account | None:
+        async with self._store._accounts() as accounts:
+            doc = await accounts.find_one({"username_key": username_key(username)})
+        return None if doc is None else _account(doc)
+
+    async def get(self, account_id: str) -> Account | None:
+        async with self._store._accounts() as accounts:
+            doc = await accounts.find_one({"_id": account_id})
+        return None if doc is None else _account(doc)
+
+    async def record_login(self, account_id: str, at: datetime) -> bool:
+        ms = millis(at)
+        async with self._store._accounts() as accounts:
+            result = await accounts.update_one({"_id": account_id}, {"$set": {"last_login_ms": ms}})
+        return result.matched_count == 1
+
+    async def set_disabled(self, account_id: str, disabled: bool) -> bool:
+        async with self._store._accounts() as accounts:
+            result = await accounts.update_one({"_id": account_id}, {"$set": {"disabled": disabled}})
+        return result.matched_count == 1
