@@ -1,6 +1,6 @@
 """The Redis broker and presence against real ``redis-server`` processes: what the contract suite
-cannot show with one node, such as several nodes, deployments sharing a Redis, outages, health
-checks and a Redis Cluster's shards.
+cannot show with one node, such as several nodes, deployments sharing a Redis, TLS and unix-socket
+URLs, outages, health checks and a Redis Cluster's shards.
 
 Outage tests start a Redis of their own (``own_redis``) and stop, freeze or restart it; the rest
 use the session's servers under a unique key prefix. Every wait is on an event (a listener
@@ -11,14 +11,21 @@ polled under a deadline.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.contract.test_broker import RecordingListener
 from tests.services import RedisClusterServers, RedisServer, free_port, redis_cli
@@ -184,6 +191,95 @@ async def test_redis_broker_start_raises_broker_unavailable_when_redis_unreachab
             await broker.start(RecordingListener())
     finally:
         await broker.close()
+
+
+class ListeningRedis(RedisServer):
+    """A redis-server that also listens on a unix socket and, with TLS, on a port of its own."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.socket = workdir / "redis.sock"
+        self.tls_port = free_port()
+        self.ca = workdir / "ca.pem"
+
+    def command(self) -> list[str]:
+        return [
+            *super().command(),
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--tls-port", str(self.tls_port),
+            "--tls-cert-file", str(self.workdir / "server.pem"),
+            "--tls-key-file", str(self.workdir / "server.key"),
+            "--tls-ca-cert-file", str(self.ca),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+
+    async def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_tls_files(self.workdir)
+        await super().start()
+
+
+def write_tls_files(directory: Path) -> None:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        if subject == "test ca":
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        else:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test ca")])
+    ca_cert = certificate("test ca", ca_key, ca_name, ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = certificate("127.0.0.1", server_key, ca_name, ca_key)
+    (directory / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "server.pem").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "server.key").write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
+@pytest.mark.parametrize("scheme", ["rediss", "unix"])
+async def test_redis_broker_delivers_between_nodes_when_url_is_tls_or_unix_socket(
+    open_broker: OpenBroker, tmp_path: Path, unique_name: str, scheme: str
+) -> None:
+    """rediss:// (certificate checked against the URL's CA) and unix:// carry messages and presence."""
+    server = ListeningRedis(tmp_path / "redis")
+    await server.start()
+    try:
+        if scheme == "rediss":
+            url = f"rediss://127.0.0.1:{server.tls_port}/0?ssl_ca_certs={server.ca}&ssl_cert_reqs=required"
+        else:
+            url = f"unix://{server.socket}?db=0"
+        a, a_heard = await open_broker(url)
+        b, _ = await open_broker(url)
+        await a.subscribe("chat:secure")
+        await b.publish("chat:secure", Publication(data=scheme))
+        assert await a_heard.wait_for("chat:secure", 1) == [Publication(data=scheme)]
+        presence = RedisPresence(RedisClient(url), key_prefix=unique_name, owns_client=True)
+        try:
+            await presence.add("chat:secure", ALICE, ttl_s=60)
+            assert await presence.members("chat:secure") == {ALICE.client: ALICE}
+        finally:
+            await presence.close()
+    finally:
+        await server.stop()
 
 
 # --------------------------------------------------------------------------- outages

@@ -38,7 +38,7 @@ import itertools
 import logging
 import random
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -50,7 +50,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MovedError, RedisError, ResponseError
+from redis.exceptions import InvalidResponse, MovedError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from wirehub.broker.base import BrokerListener
@@ -97,9 +97,14 @@ def hash_tag(channel: str) -> str:
     return channel
 
 
+def slot_of(name: str) -> int:
+    """The Redis Cluster hash slot of a key or shard channel name."""
+    return int(key_slot(name.encode()))
+
+
 def channel_slot(channel: str) -> int:
     """The Redis Cluster hash slot of a channel's pub/sub channel and presence keys."""
-    return int(key_slot(("{" + hash_tag(channel) + "}").encode()))
+    return slot_of("{" + hash_tag(channel) + "}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +135,13 @@ class RedisClient:
     def __init__(self, url: str, *, cluster: bool = False, max_connections: int = 64) -> None:
         self.cluster = cluster
         self._url_options: dict[str, Any] = dict(parse_url(url))
+        # TCP keepalive notices a vanished peer even when nothing is sent (not for unix sockets).
+        self._tcp: dict[str, Any] = {} if url.startswith("unix://") else {"socket_keepalive": True}
         common: dict[str, Any] = {
             "protocol": 2,
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "socket_timeout": COMMAND_TIMEOUT_S,
-            "socket_keepalive": True,
+            **self._tcp,
         }
         # Only a broken connection is worth one quick retry (a pooled connection that died with
         # a restarted Redis); a timed-out command may have run, and a retry could duplicate it.
@@ -213,9 +220,9 @@ class RedisClient:
             protocol=2,
             socket_timeout=None,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_keepalive=True,
             health_check_interval=0,
             retry=Retry(NoBackoff(), 0),
+            **self._tcp,
         )
         return cls(**options)
 
@@ -225,6 +232,19 @@ class RedisClient:
 
 
 # --------------------------------------------------------------------------- pub/sub links
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One channel of a (un)subscribe sent on a link, until Redis answers it."""
+
+    subscribe: bool
+    name: bytes
+    done: asyncio.Future[None] | None
+
+    def resolve(self) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
 
 
 class _Link:
@@ -243,10 +263,9 @@ class _Link:
         self.failures = 0
         """Failed connection attempts since it was last up."""
         self._conn: Connection | None = None
-        self._inflight: deque[bytes] = deque()
-        """Channels of the subscribes sent and not yet answered, in the order sent."""
-        self._waiters: dict[bytes, asyncio.Future[None]] = {}
-        self._unsubscribing: Counter[bytes] = Counter()
+        self._pending: deque[_Pending] = deque()
+        """(Un)subscribes sent and not yet answered, one per channel, in the order sent: Redis
+        answers in that order, so the oldest is what the next reply (or error) is about."""
         self._resync: tuple[bytes, frozenset[bytes]] | None = None
         self._deferred: set[bytes] = set()
         """Channels whose subscribe returned before the link was ever up."""
@@ -285,45 +304,53 @@ class _Link:
                 if not self.up.is_set():
                     self._deferred.add(name)  # returned unconfirmed: report it when the link is up
             return
-        waiter = asyncio.get_running_loop().create_future()
-        old = self._waiters.pop(name, None)
-        if old is not None and not old.done():
-            old.set_result(None)
-        self._waiters[name] = waiter
-        try:
-            await self._send_subscribe(conn, [name])
-        except (RedisError, OSError):
-            return  # the reader sees the broken connection; resubscribe and gap follow
-        try:
-            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
-                await asyncio.shield(waiter)
-        except TimeoutError:
-            logger.warning("broker subscribe not confirmed, reconnecting", extra={"link": self.label})
-            self.abort()
+        await self._confirmed(conn, await self._send_subscribe(conn, [name]), "subscribe")
 
     async def unsubscribe(self, name: bytes) -> None:
+        """Unsubscribe and wait for Redis to confirm (no message of it arrives after, anyway)."""
         if name not in self.channels:
             return
         self.channels.discard(name)
         conn = self._conn
         if conn is None:
-            return
-        self._unsubscribing[name] += 1
-        with contextlib.suppress(RedisError, OSError):
+            return  # (re)connecting: the resubscribe leaves it out
+        pending = _Pending(False, name, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        try:
             await conn.send_command(self._unsubscribe_command, name, check_health=False)
+        except (RedisError, OSError):
+            return  # the connection is gone, and the subscription with it
+        await self._confirmed(conn, pending.done, "unsubscribe")
 
-    async def _send_subscribe(self, conn: Connection, names: Sequence[bytes]) -> None:
+    async def _confirmed(self, conn: Connection, done: asyncio.Future[None] | None, what: str) -> None:
+        if done is None:
+            return  # not sent: the reader sees the broken connection; resubscribe and gap follow
+        try:
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await asyncio.shield(done)
+        except TimeoutError:
+            if self._conn is conn:
+                logger.warning(
+                    "broker command not confirmed, reconnecting", extra={"link": self.label, "command": what}
+                )
+                self.abort()
+
+    async def _send_subscribe(self, conn: Connection, names: Sequence[bytes]) -> asyncio.Future[None] | None:
+        """Send subscribes for ``names``; a future done once Redis answered the last (None if unsent)."""
         # The pub/sub connection has no socket timeout, so send_command writes before its first
-        # await: what is appended to _inflight here matches the order of the commands on the wire.
-        if self.address is None:
-            for start in range(0, len(names), SUBSCRIBE_BATCH):
-                batch = names[start : start + SUBSCRIBE_BATCH]
-                self._inflight.extend(batch)
+        # await: what is appended to _pending here matches the order of the commands on the wire.
+        done: asyncio.Future[None] | None = None
+        step = SUBSCRIBE_BATCH if self.address is None else 1  # a cluster refuses SSUBSCRIBE across slots
+        try:
+            for start in range(0, len(names), step):
+                batch = names[start : start + step]
+                done = asyncio.get_running_loop().create_future()
+                self._pending.extend(_Pending(True, name, None) for name in batch[:-1])
+                self._pending.append(_Pending(True, batch[-1], done))
                 await conn.send_command(self._subscribe_command, *batch, check_health=False)
-        else:
-            for name in names:  # a cluster refuses one SSUBSCRIBE across slots
-                self._inflight.append(name)
-                await conn.send_command(self._subscribe_command, name, check_health=False)
+        except (RedisError, OSError):
+            return None
+        return done
 
     # ------------------------------------------------------------------ the loop
 
@@ -370,12 +397,9 @@ class _Link:
             attempt = 1
 
     def _reset(self) -> None:
-        for waiter in self._waiters.values():
-            if not waiter.done():
-                waiter.set_result(None)  # the channel stays wanted: resubscribed with a gap
-        self._waiters.clear()
-        self._inflight.clear()
-        self._unsubscribing.clear()
+        for pending in self._pending:
+            pending.resolve()  # subscribed channels stay wanted: resubscribed, with a gap
+        self._pending.clear()
         self._resync = None
 
     async def _serve(self, conn: Connection) -> None:
@@ -411,17 +435,15 @@ class _Link:
         if kind == b"message" or kind == b"smessage":
             self._broker.on_redis_message(response[1], response[2])
         elif kind == b"subscribe" or kind == b"ssubscribe":
-            if self._inflight:
-                self._inflight.popleft()
-            waiter = self._waiters.pop(response[1], None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            head = self._pending.popleft() if self._pending else None
+            if head is None or not head.subscribe or head.name != response[1]:
+                raise InvalidResponse("subscribe reply out of order")  # drop the link: resync
+            head.resolve()
         elif kind == b"unsubscribe" or kind == b"sunsubscribe":
             name = response[1]
-            if self._unsubscribing[name] > 0:
-                self._unsubscribing[name] -= 1
-                if not self._unsubscribing[name]:
-                    del self._unsubscribing[name]
+            head = self._pending[0] if self._pending else None
+            if head is not None and not head.subscribe and head.name == name:
+                self._pending.popleft().resolve()  # the reply to our unsubscribe
             elif name in self.channels:
                 # Redis dropped a shard channel we still want: its slot moved to another master.
                 self.channels.discard(name)
@@ -445,17 +467,16 @@ class _Link:
             self._broker.resubscribed(names)
 
     def _on_error_reply(self, exc: ResponseError) -> None:
-        # Only subscribes can fail here, and Redis answers in order: the oldest one failed.
-        name = self._inflight.popleft() if self._inflight else None
-        if name is not None:
-            waiter = self._waiters.pop(name, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        if isinstance(exc, MovedError) and name is not None:
-            self.channels.discard(name)
-            self._broker.moved(name)
-            return
-        raise exc  # anything else (ACL, misconfiguration): drop the link, log, retry with backoff
+        # Only (un)subscribes can fail here, and Redis answers in order: the oldest one failed.
+        head = self._pending.popleft() if self._pending else None
+        if head is None or not isinstance(exc, MovedError):
+            raise exc  # anything else (ACL, misconfiguration): drop the link, log, retry with backoff
+        head.resolve()
+        if head.subscribe and head.name in self.channels:
+            # The slot has another owner by now: the broker moves the channel there.
+            self.channels.discard(head.name)
+            self._broker.moved(head.name)
+        # An unsubscribe answered MOVED: the slot moved away, and our subscription with it.
 
 
 async def _disconnect(conn: Connection) -> None:

@@ -649,21 +649,37 @@ class Client:
                 out.append(result)
             return True
 
-        went_live = await self.node.hub.subscribe(
-            sub.channel,
-            self,
-            history=history,
-            join_leave=push_join_leave,
-            recovery=recovery,
-            on_joined=on_joined,
-        )
-        if not went_live:
-            raise UnrecoverablePosition()
-        if sub.presence or sub.announce:
+        if sub.presence:
+            # Before the reply: a client that sees its subscribe succeed is in presence, on every
+            # replica (with a Redis broker the entry takes a round trip to land).
             try:
-                await self.node.joined(sub.channel, sub.info, presence=sub.presence, announce=sub.announce)
+                await self.node.joined(sub.channel, sub.info, presence=True, announce=False)
             except Exception:
                 self.log.exception("presence update failed", extra={"channel": sub.channel})
+        went_live = False
+        try:
+            went_live = await self.node.hub.subscribe(
+                sub.channel,
+                self,
+                history=history,
+                join_leave=push_join_leave,
+                recovery=recovery,
+                on_joined=on_joined,
+            )
+        finally:
+            if not went_live and sub.presence:
+                # Not live after all (recovery refused, or the subscribe failed): leave presence.
+                try:
+                    await self.node.left(sub.channel, sub.info, presence=True, announce=False)
+                except Exception:
+                    self.log.exception("presence update failed", extra={"channel": sub.channel})
+        if not went_live:
+            raise UnrecoverablePosition()
+        if sub.announce:
+            try:
+                await self.node.joined(sub.channel, sub.info, presence=False, announce=True)
+            except Exception:
+                self.log.exception("join announcement failed", extra={"channel": sub.channel})
 
     async def _unsubscribe(self, request: UnsubscribeRequest) -> WireDict:
         if request.channel in self.subs:

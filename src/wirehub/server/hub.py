@@ -84,7 +84,10 @@ class _Channel:
 
 
 class Hub:
-    """Implements ``BrokerListener`` for the node; see the module docstring for the guarantees."""
+    """The node's fan-out; the node passes it the broker's ``on_message`` and ``on_gap``.
+
+    See the module docstring for the guarantees.
+    """
 
     def __init__(self, broker: Broker, store: MessageStore, *, reorder_timeout_s: float = 0.05) -> None:
         self._broker = broker
@@ -234,7 +237,7 @@ class Hub:
             state.repair.cancel()
         return True
 
-    # ------------------------------------------------------------------ BrokerListener
+    # ------------------------------------------------------------------ from the broker (via the node)
 
     def on_message(self, channel: str, message: BrokerMessage) -> None:
         state = self._channels.get(channel)

@@ -1,8 +1,11 @@
 """The node: one gateway replica's services, shared by every connection on it.
 
 It resolves channel options, publishes (store first for channels with history, then broker),
-reads history, keeps presence and announces joins and leaves. It depends on the Broker,
-Presence, MessageStore and TokenVerifier interfaces only; ``wirehub.app`` picks the backends.
+reads history, keeps presence and announces joins and leaves. It is the broker's listener: it
+passes channel messages and gaps to its Hub and acts on node-level control messages (disconnect
+a user, unsubscribe a user from a channel), which it also sends to the other replicas. It
+depends on the Broker, Presence, MessageStore and TokenVerifier interfaces only; ``wirehub.app``
+picks the backends.
 """
 
 from __future__ import annotations
