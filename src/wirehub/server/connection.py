@@ -27,6 +27,7 @@ from wirehub.errors import (
     UNSUBSCRIBE_EXPIRED,
     UNSUBSCRIBE_SERVER,
     AlreadySubscribed,
+    BrokerUnavailable,
     Disconnect,
     DisconnectBadRequest,
     DisconnectChannelLimit,
@@ -652,10 +653,11 @@ class Client:
         if sub.presence:
             # Before the reply: a client that sees its subscribe succeed is in presence, on every
             # replica (with a Redis broker the entry takes a round trip to land).
-            try:
-                await self.node.joined(sub.channel, sub.info, presence=True, announce=False)
-            except Exception:
-                self.log.exception("presence update failed", extra={"channel": sub.channel})
+            await self._advisory(
+                "presence update",
+                sub.channel,
+                self.node.joined(sub.channel, sub.info, presence=True, announce=False),
+            )
         went_live = False
         try:
             went_live = await self.node.hub.subscribe(
@@ -669,17 +671,28 @@ class Client:
         finally:
             if not went_live and sub.presence:
                 # Not live after all (recovery refused, or the subscribe failed): leave presence.
-                try:
-                    await self.node.left(sub.channel, sub.info, presence=True, announce=False)
-                except Exception:
-                    self.log.exception("presence update failed", extra={"channel": sub.channel})
+                await self._advisory(
+                    "presence update",
+                    sub.channel,
+                    self.node.left(sub.channel, sub.info, presence=True, announce=False),
+                )
         if not went_live:
             raise UnrecoverablePosition()
         if sub.announce:
-            try:
-                await self.node.joined(sub.channel, sub.info, presence=False, announce=True)
-            except Exception:
-                self.log.exception("join announcement failed", extra={"channel": sub.channel})
+            await self._advisory(
+                "join announcement",
+                sub.channel,
+                self.node.joined(sub.channel, sub.info, presence=False, announce=True),
+            )
+
+    async def _advisory(self, what: str, channel: str, action: Awaitable[None]) -> None:
+        """Presence and join/leave are advisory: a failure is logged, the subscription stands."""
+        try:
+            await action
+        except BrokerUnavailable:
+            self.log.warning("%s skipped: broker unavailable", what, extra={"channel": channel})
+        except Exception:
+            self.log.exception("%s failed", what, extra={"channel": channel})
 
     async def _unsubscribe(self, request: UnsubscribeRequest) -> WireDict:
         if request.channel in self.subs:
@@ -694,14 +707,18 @@ class Client:
             sub.expiry.cancel()
         await self.node.hub.unsubscribe(channel, self)
         name, _ = self.node.resolve(channel)
+        if sub.presence or sub.announce:
+            await self._advisory(
+                "leave",
+                channel,
+                self.node.left(channel, sub.info, presence=sub.presence, announce=sub.announce),
+            )
         try:
-            if sub.presence or sub.announce:
-                await self.node.left(channel, sub.info, presence=sub.presence, announce=sub.announce)
             await self.node.router.handler_for(name.namespace).on_unsubscribe(
                 self._context(channel, sub.options)
             )
         except Exception:
-            self.log.exception("leave failed", extra={"channel": channel})
+            self.log.exception("on_unsubscribe failed", extra={"channel": channel})
 
     # ------------------------------------------------------------------ publish, presence, history
 
