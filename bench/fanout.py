@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -375,7 +375,14 @@ async def run_scenario(scenario: Scenario, params: Params, workdir: Path) -> Res
         rss_before = rss_bytes(pid)
         connect_started = time.perf_counter()
         async with asyncio.timeout(params.connect_timeout_s):
-            await open_subscribers(gateway, scenario, params, tally, subscribers)
+            await open_subscribers(
+                [gateway],
+                params.subscribers,
+                scenario.channel,
+                compression=scenario.compression,
+                tally=tally,
+                opened=subscribers,
+            )
             publisher = await thread.run(
                 Conn.open(
                     gateway.ws_url,
@@ -419,17 +426,10 @@ async def run_scenario(scenario: Scenario, params: Params, workdir: Path) -> Res
         loadgen_cpu = time.process_time() - loadgen_start
         others_cpu = max(0.0, machine_busy_seconds() - machine_start - gateway_cpu - loadgen_cpu)
         rss_end = rss_bytes(pid)
-        try:
-            async with asyncio.timeout(10.0):
-                await thread.run(publisher.acked.wait())
-        except TimeoutError:
-            publisher.errors.append(f"{publisher.acks_wanted - publisher.acks} publish replies missing")
+        await wait_for_publish_replies(publisher, thread)
     finally:
         await gateway.kill()
-        async with asyncio.timeout(30.0):
-            await asyncio.gather(*(c.close() for c in subscribers), return_exceptions=True)
-            await asyncio.gather(*(thread.run(c.close()) for c in publishers), return_exceptions=True)
-            await thread.stop()
+        await close_connections(subscribers, publishers, thread)
 
     latencies = sorted(tally.latencies_ns)
     first_ns = pacing.first_ns or started_ns
@@ -467,24 +467,49 @@ async def run_scenario(scenario: Scenario, params: Params, workdir: Path) -> Res
 
 
 async def open_subscribers(
-    gateway: GatewayProcess, scenario: Scenario, params: Params, tally: Tally, opened: list[Conn]
+    gateways: Sequence[GatewayProcess],
+    count: int,
+    channel: str,
+    *,
+    compression: bool,
+    tally: Tally,
+    opened: list[Conn],
 ) -> None:
+    """Open ``count`` subscribers of ``channel``; subscriber i connects to gateway i mod len(gateways)."""
     limit = asyncio.Semaphore(OPEN_CONCURRENCY)
 
     async def one(i: int) -> None:
+        gateway = gateways[i % len(gateways)]
         async with limit:
             await Conn.open(
                 gateway.ws_url,
                 gateway.token(f"user{i}"),
-                scenario.channel,
-                compression=scenario.compression,
+                channel,
+                compression=compression,
                 tally=tally,
                 opened=opened,
             )
 
     async with asyncio.TaskGroup() as group:
-        for i in range(params.subscribers):
+        for i in range(count):
             group.create_task(one(i))
+
+
+async def wait_for_publish_replies(publisher: Conn, thread: PublisherThread) -> None:
+    """Wait up to 10 s for every publish reply; missing ones are recorded as an error of the publisher."""
+    try:
+        async with asyncio.timeout(10.0):
+            await thread.run(publisher.acked.wait())
+    except TimeoutError:
+        publisher.errors.append(f"{publisher.acks_wanted - publisher.acks} publish replies missing")
+
+
+async def close_connections(subscribers: list[Conn], publishers: list[Conn], thread: PublisherThread) -> None:
+    """Close every subscriber and publisher (failures ignored) and stop the publisher thread."""
+    async with asyncio.timeout(30.0):
+        await asyncio.gather(*(c.close() for c in subscribers), return_exceptions=True)
+        await asyncio.gather(*(thread.run(c.close()) for c in publishers), return_exceptions=True)
+        await thread.stop()
 
 
 def publish_command(cmd_id: int, channel: str, data: dict[str, Any]) -> str:

@@ -39,21 +39,23 @@ from tests.services import RedisServer
 from bench.fanout import (
     FANOUT_CONFIG,
     LOADGEN_SATURATED_PCT,
-    OPEN_CONCURRENCY,
     OTHERS_BUSY_PCT,
     WARMUP_ID,
     Conn,
     Pacing,
     PublisherThread,
     Tally,
+    close_connections,
     cpu_seconds,
     machine_busy_seconds,
+    open_subscribers,
     payload_texts,
     percentile_ms,
     publish,
     publish_command,
     rss_bytes,
     table,
+    wait_for_publish_replies,
 )
 
 CHANNEL = "fanout:bench"
@@ -143,7 +145,9 @@ async def run_scenario(scenario: Scenario, params: Params, workdir: Path, redis:
         redis_pid = redis.proc.pid
         connect_started = time.perf_counter()
         async with asyncio.timeout(params.connect_timeout_s):
-            await open_subscribers(gateways, params, tally, subscribers)
+            await open_subscribers(
+                gateways, params.subscribers, CHANNEL, compression=False, tally=tally, opened=subscribers
+            )
             publisher = await thread.run(
                 Conn.open(
                     gateways[0].ws_url,
@@ -182,18 +186,11 @@ async def run_scenario(scenario: Scenario, params: Params, workdir: Path, redis:
         machine_cpu = machine_busy_seconds() - machine_start
         others_cpu = max(0.0, machine_cpu - gateway_cpu - redis_cpu - loadgen_cpu)
         rss = [rss_bytes(pid) / 2**20 for pid in pids]
-        try:
-            async with asyncio.timeout(10.0):
-                await thread.run(publisher.acked.wait())
-        except TimeoutError:
-            publisher.errors.append(f"{publisher.acks_wanted - publisher.acks} publish replies missing")
+        await wait_for_publish_replies(publisher, thread)
     finally:
         for gateway in gateways:
             await gateway.kill()
-        async with asyncio.timeout(30.0):
-            await asyncio.gather(*(c.close() for c in subscribers), return_exceptions=True)
-            await asyncio.gather(*(thread.run(c.close()) for c in publishers), return_exceptions=True)
-            await thread.stop()
+        await close_connections(subscribers, publishers, thread)
 
     latencies = sorted(tally.latencies_ns)
     first_ns = pacing.first_ns or started_ns
@@ -226,29 +223,6 @@ async def run_scenario(scenario: Scenario, params: Params, workdir: Path, redis:
         rss_per_replica_mb=rss,
         logs=[str(gw.log_path) for gw in gateways],
     )
-
-
-async def open_subscribers(
-    gateways: list[GatewayProcess], params: Params, tally: Tally, opened: list[Conn]
-) -> None:
-    """Subscriber i connects to replica i mod R: an even split."""
-    limit = asyncio.Semaphore(OPEN_CONCURRENCY)
-
-    async def one(i: int) -> None:
-        gateway = gateways[i % len(gateways)]
-        async with limit:
-            await Conn.open(
-                gateway.ws_url,
-                gateway.token(f"user{i}"),
-                CHANNEL,
-                compression=False,
-                tally=tally,
-                opened=opened,
-            )
-
-    async with asyncio.TaskGroup() as group:
-        for i in range(params.subscribers):
-            group.create_task(one(i))
 
 
 # ---------------------------------------------------------------------- report

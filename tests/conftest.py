@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from tests.gateway_process import GatewayProcess
+from tests.mongo_helpers import database_url, drop_database
 from tests.services import MongoStandIn, RedisClusterServers, RedisServer
 
 StartGateway = Callable[..., Awaitable[GatewayProcess]]
@@ -119,6 +120,25 @@ async def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 @pytest.fixture
 def mongodb_url(mongo_server: MongoStandIn | None) -> str:
     return os.environ.get("WIREHUB_TEST_MONGODB_URL") or (mongo_server.url if mongo_server else "")
+
+
+@pytest.fixture
+async def mongo_db(mongodb_url: str, unique_name: str) -> AsyncIterator[str]:
+    """The test's own database on the session's MongoDB, dropped afterwards."""
+    url = database_url(mongodb_url, unique_name)
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture
+async def private_mongo(tmp_path: Path) -> AsyncIterator[MongoStandIn]:
+    """An nx-27017 of this test's own, which the test may stop and start again on the same port."""
+    server = MongoStandIn(tmp_path / "private-mongo")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers for tests against MongoDB (the nx-27017 stand-in, or WIREHUB_TEST_MONGODB_URL).
+"""Helpers for tests against MongoDB (the nx-27017 stand-in, or WIREHUB_TEST_MONGODB_URL) and stores.
 
 Each test works in a database of its own, named by the ``unique_name`` fixture, and drops only
 that database afterwards.
@@ -6,10 +6,14 @@ that database afterwards.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pymongo import AsyncMongoClient
+
+from wirehub.storage.base import MessageStore
+from wirehub.storage.mongo import MongoStore
 
 WAIT_S = 30.0
 """Deadline for MongoDB (re)appearing and for the store becoming ready: generous on a busy box."""
@@ -33,3 +37,11 @@ async def drop_database(url: str) -> None:
         await client.drop_database(client.get_default_database().name)
     finally:
         await client.close()
+
+
+async def start_store(store: MessageStore) -> None:
+    """Start ``store``; a MongoStore is also waited on until MongoDB answers (under ``WAIT_S``)."""
+    await store.start()
+    if isinstance(store, MongoStore):
+        async with asyncio.timeout(WAIT_S):
+            await store.wait_ready()

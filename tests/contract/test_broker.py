@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.helpers import FakeClock
 from wirehub.broker.base import Broker, Presence
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
 from wirehub.broker.redis import RedisBroker, RedisClient, RedisPresence, channel_slot
@@ -75,16 +76,6 @@ class RecordingListener:
                 await self._changed.wait()
 
 
-class FakeClock:
-    """A clock that only moves when a test says so."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class PresenceHarness:
     presence: Presence
@@ -114,10 +105,10 @@ def _open_broker(kind: str, url: str, prefix: str) -> Broker:
 
 
 def _open_presence(kind: str, url: str, prefix: str) -> PresenceHarness:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
 
     async def advance(seconds: float) -> None:
-        clock.now += seconds
+        clock.advance(seconds)
 
     if kind == "memory":
         return PresenceHarness(MemoryPresence(clock=clock), advance)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mongo_helpers import WAIT_S, database_url, drop_database
+from tests.helpers import FakeClock
+from tests.mongo_helpers import drop_database, start_store
 from wirehub.errors import StoreUnavailable
 from wirehub.storage.base import MessageStore
 from wirehub.storage.mongo import MongoStore
@@ -25,20 +26,6 @@ from wirehub.types import JSON, ClientInfo, HistoryLimits, NewPublication, Publi
 
 LIMITS = HistoryLimits(size=1000, ttl_s=3600.0)
 IDEMPOTENCY_WINDOW_S = 300.0
-STORE_KINDS = ["sqlite-file", "sqlite-memory", "mongo"]
-
-
-class FakeClock:
-    """A clock that only moves when a test says so."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _open_store(kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str) -> MessageStore:
@@ -53,32 +40,9 @@ def _open_store(kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str) -> 
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
-async def _started(store: MessageStore) -> None:
-    await store.start()
-    if isinstance(store, MongoStore):
-        async with asyncio.timeout(WAIT_S):
-            await store.wait_ready()
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
-
-
-@pytest.fixture
-def mongo_url(store_kind: str, request: pytest.FixtureRequest) -> str:
-    """For "mongo": the test's own database on the session's MongoDB (started on first use)."""
-    if store_kind != "mongo":
-        return ""
-    base: str = request.getfixturevalue("mongodb_url")
-    name: str = request.getfixturevalue("unique_name")
-    return database_url(base, name)
 
 
 @pytest.fixture
@@ -86,7 +50,7 @@ async def store(
     store_kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str
 ) -> AsyncIterator[MessageStore]:
     store = _open_store(store_kind, tmp_path, clock, mongo_url)
-    await _started(store)
+    await start_store(store)
     try:
         yield store
     finally:
@@ -575,7 +539,7 @@ async def test_store_raises_unavailable_when_not_started(
     with pytest.raises(StoreUnavailable):
         await store.position("ch")
 
-    await _started(store)
+    await start_store(store)
     await store.close()
     with pytest.raises(StoreUnavailable):
         await store.append("ch", _pubs(1), limits=LIMITS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mongo_helpers import WAIT_S, database_url, drop_database
+from tests.mongo_helpers import drop_database, start_store
 from wirehub.storage.base import RefreshToken, RefreshTokenStore
 from wirehub.storage.mongo import MongoStore
 from wirehub.storage.mongo_tokens import MongoRefreshTokenStore
@@ -50,28 +50,10 @@ def _tokens_of(store: SqliteStore | MongoStore) -> RefreshTokenStore:
 
 
 async def _start(store: SqliteStore | MongoStore) -> RefreshTokenStore:
-    await store.start()
-    if isinstance(store, MongoStore):
-        async with asyncio.timeout(WAIT_S):
-            await store.wait_ready()
+    await start_store(store)
     tokens = _tokens_of(store)
     await tokens.start()
     return tokens
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory", "mongo"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
-
-
-@pytest.fixture
-def mongo_url(store_kind: str, request: pytest.FixtureRequest) -> str:
-    if store_kind != "mongo":
-        return ""
-    base: str = request.getfixturevalue("mongodb_url")
-    name: str = request.getfixturevalue("unique_name")
-    return database_url(base, name)
 
 
 @pytest.fixture

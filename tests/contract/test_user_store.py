@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mongo_helpers import WAIT_S, database_url, drop_database
+from tests.helpers import FakeClock
+from tests.mongo_helpers import drop_database, start_store
 from wirehub.errors import UsernameTaken
 from wirehub.storage.base import UserStore
 from wirehub.storage.mongo import MongoStore
@@ -24,14 +25,6 @@ from wirehub.storage.sqlite import SqliteStore
 HASH = "$2b$04$z2VUeQYkFWRiLfdMNQKdj..dGV2RfPZm0/72ivCeCfMm8rl/ari8e"
 OTHER_HASH = "$2b$04$/EusYCcpGdrdYwcJnN3MmOLOcLaC8WxZ2CH.Qf8TCoRdJYtLGkebe"
 NOW = 1_700_000_000.123
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -50,31 +43,9 @@ def _open(kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str) -> Sqlite
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
-async def _start(store: SqliteStore | MongoStore) -> None:
-    await store.start()
-    if isinstance(store, MongoStore):
-        async with asyncio.timeout(WAIT_S):
-            await store.wait_ready()
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory", "mongo"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
-
-
-@pytest.fixture
-def mongo_url(store_kind: str, request: pytest.FixtureRequest) -> str:
-    if store_kind != "mongo":
-        return ""
-    base: str = request.getfixturevalue("mongodb_url")
-    name: str = request.getfixturevalue("unique_name")
-    return database_url(base, name)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -82,7 +53,7 @@ async def users(
     store_kind: str, tmp_path: Path, clock: FakeClock, mongo_url: str
 ) -> AsyncIterator[UserStore]:
     store = _open(store_kind, tmp_path, clock, mongo_url)
-    await _start(store)
+    await start_store(store)
     try:
         yield store.users
     finally:
@@ -215,12 +186,12 @@ async def test_accounts_survive_reopen_when_store_is_persistent(
 ) -> None:
     """Closing and reopening a file or MongoDB store keeps accounts and the username index."""
     first = _open(store_kind, tmp_path, clock, mongo_url)
-    await _start(first)
+    await start_store(first)
     account = await first.users.create("heidi", HASH)
     await first.close()
 
     second = _open(store_kind, tmp_path, clock, mongo_url)
-    await _start(second)
+    await start_store(second)
     try:
         assert await second.users.find("HEIDI") == account
         with pytest.raises(UsernameTaken):

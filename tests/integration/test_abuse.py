@@ -9,11 +9,8 @@ and that the abuser gets the limit's own answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import uuid
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.gateway_process import GatewayProcess
+from tests.helpers import running_gateway, tiny_buffer_socket, unique
 from tests.raw_client import RawClient
 
 TIMEOUT_S = 30.0
@@ -40,20 +38,12 @@ allow_history_for_client = true
 """
 
 
-@contextlib.asynccontextmanager
-async def gateway(workdir: Path, config: str = NAMESPACES, **env: str) -> AsyncIterator[GatewayProcess]:
+def gateway(
+    workdir: Path, config: str = NAMESPACES, **env: str
+) -> AbstractAsyncContextManager[GatewayProcess]:
     # The heartbeat publishes back to back, faster than the default command rate: that limit has
     # its own tests (test_limits.py), so it is off here.
-    gw = GatewayProcess(workdir, config=config, env={"WIREHUB_CLIENT_COMMAND_RATE_PER_S": "0"} | env)
-    try:
-        await gw.start()
-        yield gw
-    finally:
-        await gw.kill()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
+    return running_gateway(workdir, config=config, env={"WIREHUB_CLIENT_COMMAND_RATE_PER_S": "0"} | env)
 
 
 class Heartbeat:
@@ -124,13 +114,7 @@ async def test_client_that_floods_commands_and_never_reads_is_closed_with_3008(t
 
 async def _non_reading_client(gw: GatewayProcess) -> RawClient:
     """A connected client with tiny receive buffers that holds at most one frame until it reads."""
-    url = urlsplit(gw.ws_url)
-    assert url.hostname is not None
-    assert url.port is not None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
+    sock = await tiny_buffer_socket(gw.ws_url)
     client = await RawClient.open(gw.ws_url, sock=sock, max_queue=1, ping_interval=None)
     assert "connect" in await client.connect(gw.token("sloth"))
     return client

@@ -22,7 +22,6 @@ from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
 from tests.integration.test_cli_tokens import AUTH_ENV, cli_token
 from tests.integration.test_sdk import ClientEvents, Clients, SubEvents, next_event, subscribed
-from tests.mongo_helpers import database_url, drop_database
 
 CONFIG = """
 [accounts]
@@ -510,13 +509,6 @@ async def test_accounts_endpoints_absent_when_disabled(
 
 
 # --------------------------------------------------------------------------- MongoDB
-
-
-@pytest.fixture
-async def mongo_db(mongodb_url: str, unique_name: str) -> AsyncIterator[str]:
-    url = database_url(mongodb_url, unique_name)
-    yield url
-    await drop_database(url)
 
 
 async def test_accounts_shared_when_replicas_use_one_mongodb(

@@ -25,6 +25,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.fuzz_strategies import frames
 from tests.gateway_process import GatewayProcess
+from tests.helpers import running_gateway
 from wirehub.errors import DisconnectBadRequest
 from wirehub.protocol.codec import decode_frame
 
@@ -66,10 +67,8 @@ FUZZ = settings(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
-    gateway = GatewayProcess(tmp_path_factory.mktemp("fuzz"), config=CONFIG)
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
+    async with running_gateway(tmp_path_factory.mktemp("fuzz"), config=CONFIG) as gateway:
+        yield gateway
 
 
 # --------------------------------------------------------------------------- one exchange

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
 from websockets.exceptions import ConnectionClosed
 
 from tests.gateway_process import GatewayProcess
+from tests.helpers import Clients, assert_closed_with, running_gateway, tiny_buffer_socket, unique
 from tests.raw_client import RawClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -75,77 +73,26 @@ SLOW_ENV = {
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
-async def _started(workdir: Any, env: dict[str, str]) -> GatewayProcess:
-    gateway = GatewayProcess(workdir, config=CONFIG, env=env)
-    await gateway.start()
-    return gateway
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """Frames up to 1 MiB, so that big hostile frames reach the parser."""
-    gateway = await _started(tmp_path_factory.mktemp("hostile"), BIG_ENV)
-    yield gateway
-    await gateway.kill()
+    async with running_gateway(tmp_path_factory.mktemp("hostile"), config=CONFIG, env=BIG_ENV) as gateway:
+        yield gateway
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def small_gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """Frames up to 1 KiB."""
     env = {"WIREHUB_CLIENT_MAX_MESSAGE_BYTES": str(SMALL_MESSAGE_BYTES)}
-    gateway = await _started(tmp_path_factory.mktemp("small"), env)
-    yield gateway
-    await gateway.kill()
+    async with running_gateway(tmp_path_factory.mktemp("small"), config=CONFIG, env=env) as gateway:
+        yield gateway
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def slow_gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """A 64 KiB write queue per client: a client that stops reading overflows it quickly."""
-    gateway = await _started(tmp_path_factory.mktemp("slow"), SLOW_ENV)
-    yield gateway
-    await gateway.kill()
-
-
-class Clients:
-    """Opens raw clients and closes whatever is still open when the test ends."""
-
-    def __init__(self) -> None:
-        self._open: list[RawClient] = []
-
-    async def open(self, gateway: GatewayProcess, **kwargs: Any) -> RawClient:
-        client = await RawClient.open(gateway.ws_url, **kwargs)
-        self._open.append(client)
-        return client
-
-    async def connected(self, gateway: GatewayProcess, user: str = "alice", **kwargs: Any) -> RawClient:
-        client = await self.open(gateway, **kwargs)
-        reply = await client.connect(gateway.token(user))
-        assert "connect" in reply, reply
-        return client
-
-    async def close_all(self) -> None:
-        for client in self._open:
-            try:
-                async with asyncio.timeout(5):
-                    await client.close()
-            except TimeoutError:
-                client.ws.transport.abort()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[Clients]:
-    opened = Clients()
-    yield opened
-    await opened.close_all()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:16]}"
-
-
-async def assert_closed_with(client: RawClient, code: int) -> None:
-    closed_code, reason = await client.closed()
-    assert closed_code == code, (closed_code, reason)
+    async with running_gateway(tmp_path_factory.mktemp("slow"), config=CONFIG, env=SLOW_ENV) as gateway:
+        yield gateway
 
 
 async def next_pub(client: RawClient, channel: str) -> dict[str, Any]:
@@ -555,13 +502,7 @@ async def test_escaped_surrogate_pairs_round_trip(gw: GatewayProcess, clients: C
 
 async def _non_reading_client(gateway: GatewayProcess, clients: Clients) -> RawClient:
     """A client with tiny receive buffers that buffers at most one frame until it reads."""
-    url = urlsplit(gateway.ws_url)
-    assert url.hostname is not None
-    assert url.port is not None
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
+    sock = await tiny_buffer_socket(gateway.ws_url)
     client = await clients.open(gateway, sock=sock, max_queue=1, ping_interval=None)
     assert "connect" in await client.connect(gateway.token("sloth"))
     return client

@@ -9,18 +9,16 @@ upgrade). Limits are set so low, and refill so slowly, that every count is exact
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.gateway_process import GatewayProcess
+from tests.helpers import Clients, assert_closed_with, assert_error, running_gateway, unique
 from tests.raw_client import RawClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -67,77 +65,17 @@ TIMEOUT_S = 10.0
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """Connection, channel, error and origin limits; ``on_connect`` refuses ``{"refuse": true}``."""
-    gateway = GatewayProcess(
+    async with running_gateway(
         tmp_path_factory.mktemp("limits"), config=LIMITS_CONFIG, app="tests.apps.permission_rules:app"
-    )
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
+    ) as gateway:
+        yield gateway
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def rate_gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """Ten commands per connection, then almost no refill."""
-    gateway = GatewayProcess(tmp_path_factory.mktemp("rates"), config=RATE_CONFIG)
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
-
-
-class Clients:
-    """Opens raw clients and closes whatever is still open when the test ends."""
-
-    def __init__(self) -> None:
-        self._open: list[RawClient] = []
-
-    async def open(self, gateway: GatewayProcess, **kwargs: Any) -> RawClient:
-        client = await RawClient.open(gateway.ws_url, **kwargs)
-        self._open.append(client)
-        return client
-
-    async def connected(self, gateway: GatewayProcess, user: str, **token: Any) -> RawClient:
-        client = await self.open(gateway)
-        reply = await client.connect(gateway.token(user, **token))
-        assert "connect" in reply, reply
-        return client
-
-    async def close_all(self) -> None:
-        for client in self._open:
-            await client.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[Clients]:
-    opened = Clients()
-    yield opened
-    await opened.close_all()
-
-
-@contextlib.asynccontextmanager
-async def own_gateway(workdir: Path, env: dict[str, str] | None = None) -> AsyncIterator[GatewayProcess]:
-    """A gateway for one test (on the module's event loop), killed when the test ends."""
-    gateway = GatewayProcess(workdir, env=env)
-    try:
-        await gateway.start()
+    async with running_gateway(tmp_path_factory.mktemp("rates"), config=RATE_CONFIG) as gateway:
         yield gateway
-    finally:
-        await gateway.kill()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
-async def assert_closed_with(client: RawClient, code: int) -> None:
-    closed_code, reason = await client.closed()
-    assert closed_code == code, (closed_code, reason)
-
-
-def assert_error(reply: dict[str, Any], code: int, *, temporary: bool = False) -> None:
-    error = reply.get("error")
-    assert error is not None, reply
-    assert error["code"] == code, reply
-    assert error.get("temporary", False) is temporary, reply
 
 
 # --------------------------------------------------------------------------- connections per user
@@ -325,7 +263,7 @@ async def test_handshake_fails_with_403_when_origin_not_allowed(gw: GatewayProce
 
 async def test_handshake_fails_with_403_when_origin_sent_and_no_origins_configured(tmp_path: Path) -> None:
     """Out of the box, as in Centrifugo, only clients without an Origin header may connect."""
-    async with own_gateway(tmp_path) as gateway:
+    async with running_gateway(tmp_path) as gateway:
         with pytest.raises(InvalidStatus) as excinfo:
             await RawClient.open(gateway.ws_url, origin="http://localhost:3000")
         assert excinfo.value.response.status_code == 403
@@ -338,7 +276,7 @@ async def test_handshake_fails_with_403_when_origin_sent_and_no_origins_configur
 
 async def test_handshake_succeeds_with_any_origin_when_star_configured(tmp_path: Path) -> None:
     """``allowed_origins = ["*"]`` lets every origin through."""
-    async with own_gateway(tmp_path, {"WIREHUB_SERVER_ALLOWED_ORIGINS": "*"}) as gateway:
+    async with running_gateway(tmp_path, env={"WIREHUB_SERVER_ALLOWED_ORIGINS": "*"}) as gateway:
         client = await RawClient.open(gateway.ws_url, origin="https://anywhere.example")
         try:
             assert "connect" in await client.connect(gateway.token("anyone"))
@@ -353,7 +291,7 @@ async def test_handshake_fails_with_503_when_connection_rate_exceeded(tmp_path: 
     """Beyond ``connection_burst`` new handshakes get 503 with Retry-After; open ones carry on."""
     burst = 5
     env = {"WIREHUB_CLIENT_CONNECTION_RATE_PER_S": "0.01", "WIREHUB_CLIENT_CONNECTION_BURST": str(burst)}
-    async with own_gateway(tmp_path, env) as gateway:
+    async with running_gateway(tmp_path, env=env) as gateway:
         await _assert_connection_rate_limited(gateway, burst)
 
 

@@ -9,7 +9,6 @@ the only polls are for MongoDB coming back, which no event announces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from tests.integration.test_sdk import (
     next_matching,
     subscribed,
 )
-from tests.mongo_helpers import WAIT_S, database_url, drop_database
+from tests.mongo_helpers import WAIT_S
 from tests.services import MongoStandIn, free_port
 
 # A namespace with history (recovery) and one without (pure fan-out, no store involved).
@@ -86,25 +85,6 @@ async def publish_when_store_is_back(sub: Any, data: Any) -> None:
                 if (exc.code, exc.temporary) != (100, True):
                     raise
             await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-async def mongo_db(mongodb_url: str, unique_name: str) -> AsyncIterator[str]:
-    """The test's own database on the session's MongoDB, dropped afterwards."""
-    url = database_url(mongodb_url, unique_name)
-    yield url
-    await drop_database(url)
-
-
-@pytest.fixture
-async def private_mongo(tmp_path: Path) -> AsyncIterator[MongoStandIn]:
-    """An nx-27017 of this test's own, which the test may stop and start again on the same port."""
-    server = MongoStandIn(tmp_path / "private-mongo")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_subscription_recovers_from_mongodb_when_every_gateway_restarts(

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import pytest
 from pymongo.errors import AutoReconnect
 
-from tests.mongo_helpers import WAIT_S, database_url, drop_database, raw_client
+from tests.helpers import FakeClock
+from tests.mongo_helpers import WAIT_S, database_url, drop_database, raw_client, start_store
 from tests.services import MongoStandIn, free_port
 from wirehub.errors import StoreUnavailable
 from wirehub.storage.mongo import MongoStore
@@ -28,14 +29,6 @@ from wirehub.types import JSON, HistoryLimits, NewPublication, Publication
 LIMITS = HistoryLimits(size=10_000, ttl_s=3600.0)
 
 S = TypeVar("S", bound=MongoStore)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _pubs(*values: JSON) -> list[NewPublication]:
@@ -47,9 +40,7 @@ def _offsets(pubs: Sequence[Publication]) -> list[int]:
 
 
 async def _ready(store: S) -> S:
-    await store.start()
-    async with asyncio.timeout(WAIT_S):
-        await store.wait_ready()
+    await start_store(store)
     return store
 
 
@@ -66,17 +57,6 @@ async def stores(db_url: str) -> AsyncIterator[list[MongoStore]]:
     for store in opened:
         await store.close()
     await drop_database(db_url)
-
-
-@pytest.fixture
-async def private_mongo(tmp_path: Path) -> AsyncIterator[MongoStandIn]:
-    """An nx-27017 of this test's own, which the test may stop and start again on the same port."""
-    server = MongoStandIn(tmp_path / "private-mongo")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 class LosesPendingInsert(MongoStore):

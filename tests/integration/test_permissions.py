@@ -8,7 +8,6 @@ options, then ``on_publish``. A real gateway runs ``tests.apps.permission_rules`
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.gateway_process import GatewayProcess
+from tests.helpers import running_gateway, unique
 from tests.raw_client import RawClient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -47,12 +47,10 @@ allow_publish_for_subscriber = true
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
-    gateway = GatewayProcess(
+    async with running_gateway(
         tmp_path_factory.mktemp("permissions"), config=CONFIG, app="tests.apps.permission_rules:app"
-    )
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
+    ) as gateway:
+        yield gateway
 
 
 class Clients:
@@ -79,10 +77,6 @@ async def clients(gw: GatewayProcess) -> AsyncIterator[Clients]:
     opened = Clients(gw)
     yield opened
     await opened.close_all()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
 async def subscribe(client: RawClient, channel: str, token: str = "") -> dict[str, Any]:

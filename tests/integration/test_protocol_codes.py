@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests import helpers
 from tests.gateway_process import GatewayProcess
+from tests.helpers import Clients, assert_closed_with, running_gateway, unique
 from tests.raw_client import RawClient
 from wirehub.auth.jwt import issue_subscription_token, issue_token
 
@@ -73,71 +75,24 @@ WRONG_SECRET = "not-the-gateway-secret-0123456789abcdef"
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """The module's main gateway: the namespaces of ``CONFIG``, default timers (ping 25 s)."""
-    gateway = GatewayProcess(tmp_path_factory.mktemp("codes"), config=CONFIG)
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
+    async with running_gateway(tmp_path_factory.mktemp("codes"), config=CONFIG) as gateway:
+        yield gateway
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def timers_gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
     """A gateway with a 0.5 s stale timeout, 2 s pings and a 1 s pong timeout."""
-    gateway = GatewayProcess(tmp_path_factory.mktemp("timers"), env=TIMERS_ENV)
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
-
-
-class Clients:
-    """Opens raw clients on a gateway and closes whatever is still open when the test ends."""
-
-    def __init__(self) -> None:
-        self._open: list[RawClient] = []
-
-    async def open(self, gateway: GatewayProcess) -> RawClient:
-        client = await RawClient.open(gateway.ws_url)
-        self._open.append(client)
-        return client
-
-    async def connected(self, gateway: GatewayProcess, user: str = "alice", **token: Any) -> RawClient:
-        """A client whose connect with a fresh token for ``user`` succeeded."""
-        client = await self.open(gateway)
-        reply = await client.connect(gateway.token(user, **token))
-        assert "connect" in reply, reply
-        return client
-
-    async def close_all(self) -> None:
-        for client in self._open:
-            await client.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[Clients]:
-    opened = Clients()
-    yield opened
-    await opened.close_all()
-
-
-def unique(prefix: str) -> str:
-    """A channel name no other test uses."""
-    return f"{prefix}{uuid.uuid4().hex[:16]}"
+    async with running_gateway(tmp_path_factory.mktemp("timers"), env=TIMERS_ENV) as gateway:
+        yield gateway
 
 
 def assert_error(reply: dict[str, Any], code: int) -> None:
     """The reply is an error with ``code``, a message, and not marked temporary."""
-    error = reply.get("error")
-    assert error is not None, f"expected error {code}, got {reply}"
-    assert error["code"] == code, reply
+    helpers.assert_error(reply, code)
+    error = reply["error"]
     assert isinstance(error["message"], str), reply
     assert error["message"], reply
-    assert not error.get("temporary", False), reply
     assert set(reply) == {"id", "error"}, reply
-
-
-async def assert_closed_with(client: RawClient, code: int) -> None:
-    closed_code, reason = await client.closed()
-    assert closed_code == code, (closed_code, reason)
-    assert len(reason.encode()) < 123
 
 
 async def publish_numbers(client: RawClient, channel: str, count: int) -> None:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from websockets.exceptions import ConnectionClosed
 
 from tests.gateway_process import SECRET, GatewayProcess
+from tests.helpers import running_gateway
 from tests.jwks_server import JwksServer, jwk_of
 from tests.raw_client import RawClient
 
@@ -88,10 +89,8 @@ async def gw(tmp_path_factory: pytest.TempPathFactory, jwks: JwksServer) -> Asyn
         "WIREHUB_AUTH_TOKEN_AUDIENCE": AUDIENCE,
         "WIREHUB_AUTH_TOKEN_ISSUER": ISSUER,
     }
-    gateway = GatewayProcess(tmp_path_factory.mktemp("tokens"), config=CONFIG, env=env)
-    await gateway.start()
-    yield gateway
-    await gateway.kill()
+    async with running_gateway(tmp_path_factory.mktemp("tokens"), config=CONFIG, env=env) as gateway:
+        yield gateway
 
 
 def claims(user: str = "alice", **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""Helpers shared by the test modules: unique names, gateways for one test or module, raw clients.
+
+Fixtures built on these live in ``tests/conftest.py`` (and ``tests/integration/conftest.py``);
+the helpers here are plain functions and classes that test modules import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.gateway_process import GatewayProcess
+from tests.raw_client import RawClient
+
+CLOSE_TIMEOUT_S = 5.0
+"""How long closing one raw client may take at teardown before its transport is aborted."""
+
+
+def unique(prefix: str) -> str:
+    """``prefix`` followed by random hex: a channel or user name no other test uses."""
+    return f"{prefix}{uuid.uuid4().hex[:16]}"
+
+
+class FakeClock:
+    """A clock that only moves when a test says so."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    workdir: Path, *, config: str | None = None, env: Mapping[str, str] | None = None, app: str | None = None
+) -> AsyncIterator[GatewayProcess]:
+    """A started ``wirehub serve`` process in ``workdir``, killed on leaving the block."""
+    gateway = GatewayProcess(workdir, config=config, env=env, app=app)
+    try:
+        await gateway.start()
+        yield gateway
+    finally:
+        await gateway.kill()
+
+
+class Clients:
+    """Opens raw clients on gateways and closes whatever is still open when the test ends."""
+
+    def __init__(self) -> None:
+        self._open: list[RawClient] = []
+
+    async def open(self, gateway: GatewayProcess, **connect_kwargs: Any) -> RawClient:
+        """A raw client on ``gateway`` (``connect_kwargs`` go to the WebSocket connect)."""
+        client = await RawClient.open(gateway.ws_url, **connect_kwargs)
+        self._open.append(client)
+        return client
+
+    async def connected(self, gateway: GatewayProcess, user: str = "alice", **token: Any) -> RawClient:
+        """A client whose connect with a fresh token for ``user`` (claims ``token``) succeeded."""
+        client = await self.open(gateway)
+        reply = await client.connect(gateway.token(user, **token))
+        assert "connect" in reply, reply
+        return client
+
+    async def close_all(self) -> None:
+        """Close every client; one that does not close in time has its transport aborted."""
+        for client in self._open:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await client.close()
+            except TimeoutError:
+                client.ws.transport.abort()
+
+
+async def assert_closed_with(client: RawClient, code: int) -> None:
+    """The server closes ``client`` with ``code`` and a reason that fits a close frame."""
+    closed_code, reason = await client.closed()
+    assert closed_code == code, (closed_code, reason)
+    assert len(reason.encode()) < 123
+
+
+def assert_error(reply: dict[str, Any], code: int, *, temporary: bool = False) -> None:
+    """The reply is an error with ``code``, marked temporary exactly when ``temporary``."""
+    error = reply.get("error")
+    assert error is not None, f"expected error {code}, got {reply}"
+    assert error["code"] == code, reply
+    assert error.get("temporary", False) is temporary, reply
+
+
+async def tiny_buffer_socket(ws_url: str) -> socket.socket:
+    """A socket connected to the gateway at ``ws_url`` with a 4 KiB receive buffer.
+
+    A client on it with ``max_queue=1`` holds at most one frame until it reads, so a server
+    writing to a client that never reads soon fills its write queue.
+    """
+    url = urlsplit(ws_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (url.hostname, url.port))
+    return sock
