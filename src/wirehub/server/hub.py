@@ -182,7 +182,10 @@ class Hub:
         await self._broker.subscribe(channel)
         if not state.history:
             return
-        position = await self._store.position(channel)
+        self._position_known(channel, state, await self._store.position(channel))
+
+    def _position_known(self, channel: str, state: _Channel, position: StreamPosition) -> None:
+        """Start ordered delivery from ``position``: deliver what arrived early, repair gaps."""
         state.top, state.epoch = position.offset, position.epoch
         early, state.early = state.early, []
         for pub in early:
@@ -380,10 +383,5 @@ class Hub:
                 if self._channels[channel] is state:
                     del self._channels[channel]
             return
-        state.top, state.epoch = position.offset, position.epoch
-        early, state.early = state.early, []
-        for pub in early:
-            self._on_publication(channel, state, pub)
-        if state.recheck:
-            self._schedule_repair(channel, state, delay=0.0)
+        self._position_known(channel, state, position)
         state.ready.set_result(None)
