@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, PayloadTooBig
@@ -77,8 +77,6 @@ from wirehub.server.node import Node
 from wirehub.types import JSON, ClientInfo, User, WireDict
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 CLOSE_DEADLINE_S = 3.0
 """How long a closing connection may take to flush and shake hands before it is dropped."""
