@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from wirehub.broker.base import BrokerListener
+from wirehub.errors import StoreUnavailable
 from wirehub.server.hub import Hub, Joined, Recovery
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import (
@@ -56,6 +57,7 @@ class FakeBroker:
         self.published: list[tuple[str, BrokerMessage]] = []
         self.controls: list[ControlMessage] = []
         self.listener: BrokerListener | None = None
+        self.unsubscribed = asyncio.Event()
 
     async def start(self, listener: BrokerListener) -> None:
         self.listener = listener
@@ -68,6 +70,7 @@ class FakeBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         self.unsubscribes.append(channel)
+        self.unsubscribed.set()
 
     async def publish(self, channel: str, message: BrokerMessage) -> None:
         self.published.append((channel, message))
@@ -278,6 +281,24 @@ async def test_hub_unsubscribes_broker_once_when_last_subscriber_leaves(hub: Hub
     assert hub.channels == frozenset()
     await hub.unsubscribe(CHANNEL, second)
     assert broker.unsubscribes == [CHANNEL]
+
+
+async def test_hub_unsubscribes_broker_when_first_subscribe_fails(
+    hub: Hub, broker: FakeBroker, store: HookedStore
+) -> None:
+    """A first subscribe that fails after the broker subscribed leaves no broker subscription behind."""
+
+    async def fail() -> None:
+        raise StoreUnavailable()
+
+    store.before_position = fail
+    with pytest.raises(StoreUnavailable):
+        await join(hub, FakeSubscriber())
+    async with asyncio.timeout(5):
+        await broker.unsubscribed.wait()
+    assert broker.subscribes == [CHANNEL]
+    assert broker.unsubscribes == [CHANNEL]
+    assert hub.channels == frozenset()
 
 
 async def test_hub_resubscribes_broker_when_channel_reopened(hub: Hub, broker: FakeBroker) -> None:

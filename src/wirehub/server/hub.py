@@ -127,7 +127,7 @@ class Hub:
                 state.joining -= 1
                 state.ready.set_exception(exc)
                 state.ready.exception()  # marked retrieved: each waiter re-raises it itself
-                self._discard_if_idle(channel, state)
+                self._release_if_idle(channel, state)
                 raise
             state.ready.set_result(None)
         else:
@@ -138,7 +138,7 @@ class Hub:
             joined = await self._position_for(channel, state, recovery) if state.history else Joined(None)
         except BaseException:
             state.joining -= 1
-            self._discard_if_idle(channel, state)
+            self._release_if_idle(channel, state)
             raise
         state.joining -= 1
         if not on_joined(joined):
@@ -231,6 +231,23 @@ class Hub:
             return Joined(StreamPosition(recovery.offset, epoch), recovered=True, publications=tuple(pubs))
         top = await self._ready_top(state)
         return Joined(StreamPosition(top, state.epoch))
+
+    def _release_if_idle(self, channel: str, state: _Channel) -> None:
+        """On a failed subscribe: drop an idle channel and its broker subscription, in the background."""
+        if not self._discard_if_idle(channel, state):
+            return
+
+        async def unsubscribe() -> None:
+            if channel in self._channels:
+                return  # subscribed again meanwhile: the broker subscription is in use
+            try:
+                await self._broker.unsubscribe(channel)
+            except Exception:
+                logger.warning("broker unsubscribe failed", extra={"channel": channel})
+
+        task = asyncio.get_running_loop().create_task(unsubscribe())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _discard_if_idle(self, channel: str, state: _Channel) -> bool:
         if state.subscribers or state.joining or self._channels.get(channel) is not state:
