@@ -45,7 +45,14 @@ from wirehub.server.commit import GroupCommitter
 from wirehub.storage.base import MessageStore
 from wirehub.storage.mongo import MongoStore
 from wirehub.storage.sqlite import SqliteStore
-from wirehub.types import ClientInfo, HistoryLimits, HistoryPage, NewPublication, Publication, StreamPosition
+from wirehub.types import (
+    Appended,
+    ClientInfo,
+    HistoryLimits,
+    HistoryPage,
+    NewPublication,
+    StreamPosition,
+)
 
 LIMITS = HistoryLimits(size=100, ttl_s=86400.0)
 """The built-in ``chat`` namespace's retention."""
@@ -71,7 +78,7 @@ class CountingStore:
 
     async def append(
         self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
-    ) -> list[Publication]:
+    ) -> Appended:
         self.appends += 1
         self.appended += len(pubs)
         return await self.inner.append(channel, pubs, limits=limits)
@@ -83,6 +90,9 @@ class CountingStore:
 
     async def position(self, channel: str) -> StreamPosition:
         return await self.inner.position(channel)
+
+    async def remove_history(self, channel: str) -> None:
+        await self.inner.remove_history(channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +160,9 @@ async def run_one(
             channel = channels[n % len(channels)]
             t0 = time.perf_counter()
             if mode == "group commit":
-                pub = await committer.append(channel, pubs[n], LIMITS)
+                pub, _ = await committer.append(channel, pubs[n], LIMITS)
             else:
-                (pub,) = await store.append(channel, [pubs[n]], limits=LIMITS)
+                (pub,) = (await store.append(channel, [pubs[n]], limits=LIMITS)).publications
             latencies.append(time.perf_counter() - t0)
             offsets[channel].append(pub.offset)
 

@@ -6,14 +6,19 @@ The only module that knows which concrete broker, presence and store implement t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import inspect
 import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
+from typing import TypeAlias
 
+from wirehub.api import Server
 from wirehub.auth.accounts import Accounts
 from wirehub.auth.issuer import HmacTokenIssuer
 from wirehub.auth.jwt import JwtVerifier
@@ -21,6 +26,7 @@ from wirehub.auth.passwords import BcryptHasher
 from wirehub.broker.base import Broker, Presence, RateLimiter
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
 from wirehub.broker.memory_limits import MemoryRateLimiter
+from wirehub.channels.context import State
 from wirehub.channels.router import Router
 from wirehub.config import Settings, load_settings
 from wirehub.server.gateway import Gateway
@@ -35,16 +41,78 @@ logger = logging.getLogger(__name__)
 SECRET_FILE_NAME = "wirehub.secret"  # noqa: S105 - a file name, not a secret
 
 
+Lifespan: TypeAlias = Callable[[Server], AbstractAsyncContextManager[None]]
+"""Called with the node's ``Server`` at start; entered before clients connect, left after they go."""
+Hook: TypeAlias = Callable[[Server], Awaitable[None]]
+LifespanFunction: TypeAlias = Callable[[Server], AsyncIterator[None]]
+
+
 class App:
     """What an app module exposes for ``wirehub serve --app module:attr``.
 
+    Besides the router (channel handlers) and optional settings, an app has lifespan hooks that
+    run once per process: at start, after the store and broker are up and before the first
+    client connects; at shutdown, after every client is closed and before the store and broker
+    close. Each gets the ``Server``, so a hook can open the app's own resources into
+    ``app.state`` (handlers see it as ``ctx.state``) or start a background task that publishes.
+
     >>> router = Router()
     >>> app = App(router)
+    >>> @app.on_startup
+    ... async def open_database(server: Server) -> None:
+    ...     app.state.greeting = "hello"
     """
 
-    def __init__(self, router: Router | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        router: Router | None = None,
+        settings: Settings | None = None,
+        *,
+        lifespan: Lifespan | None = None,
+    ) -> None:
         self.router = router or Router()
         self.settings = settings
+        self.state = State()
+        self._lifespans: list[Lifespan] = [lifespan] if lifespan is not None else []
+
+    def lifespan(self, function: LifespanFunction) -> LifespanFunction:
+        """Decorate an async generator: the code before its ``yield`` runs at start, the rest at shutdown.
+
+        Lifespans (and startup hooks) are entered in the order they were added and left in the
+        reverse order; if one fails at start, those entered before it are left and the gateway
+        does not start.
+        """
+        if not inspect.isasyncgenfunction(function):
+            raise TypeError("app.lifespan decorates an async generator function (async def ... yield)")
+        self._lifespans.append(contextlib.asynccontextmanager(function))
+        return function
+
+    def on_startup(self, hook: Hook) -> Hook:
+        """Decorate ``async def hook(server)`` to run at start."""
+
+        @contextlib.asynccontextmanager
+        async def startup(server: Server) -> AsyncIterator[None]:
+            await hook(server)
+            yield
+
+        self._lifespans.append(startup)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        """Decorate ``async def hook(server)`` to run at shutdown."""
+
+        @contextlib.asynccontextmanager
+        async def shutdown(server: Server) -> AsyncIterator[None]:
+            yield
+            await hook(server)
+
+        self._lifespans.append(shutdown)
+        return hook
+
+    async def enter_lifespans(self, server: Server, stack: AsyncExitStack) -> None:
+        """Enter every lifespan on ``stack``, in order (``wirehub.app.start`` does this)."""
+        for lifespan in self._lifespans:
+            await stack.enter_async_context(lifespan(server))
 
 
 def secret_path(settings: Settings) -> Path:
@@ -146,7 +214,7 @@ def build_accounts(settings: Settings, store: MessageStore) -> Accounts | None:
     )
 
 
-def build_node(settings: Settings, router: Router) -> Node:
+def build_node(settings: Settings, app: App) -> Node:
     broker, presence = build_broker(settings)
     return Node(
         settings,
@@ -154,55 +222,74 @@ def build_node(settings: Settings, router: Router) -> Node:
         presence=presence,
         store=build_store(settings),
         verifier=JwtVerifier(settings.auth),
-        router=router,
+        router=app.router,
+        state=app.state,
     )
 
 
 class Running:
-    """A started gateway: its node, WebSocket listener and HTTP port."""
+    """A started gateway: its node, WebSocket listener and HTTP port, and the app's lifespans."""
 
-    def __init__(self, node: Node, gateway: Gateway, http: HttpServer) -> None:
+    def __init__(self, node: Node, gateway: Gateway, http: HttpServer, lifespans: AsyncExitStack) -> None:
         self.node = node
         self.gateway = gateway
         self.http = http
+        self._lifespans = lifespans
+
+    @property
+    def server(self) -> Server:
+        return self.node.server
 
     async def stop(self) -> None:
         timeout = self.node.settings.server.shutdown_timeout_s
         self.http.ready = False
-        await self.gateway.shutdown(timeout)
-        await self.http.close()
-        if self.http.accounts is not None:
-            await self.http.accounts.close()
-        await self.node.close()
+        try:
+            await self.gateway.shutdown(timeout)
+            try:
+                await self._lifespans.aclose()
+            except Exception:
+                logger.exception("app shutdown hook failed")
+        finally:
+            await self.http.close()
+            if self.http.accounts is not None:
+                await self.http.accounts.close()
+            await self.node.close()
 
 
-async def start(settings: Settings, router: Router) -> Running:
+async def start(settings: Settings, app: App | Router) -> Running:
+    """Start a gateway on ``settings`` with the app's handlers and lifespans (or a bare router)."""
+    if isinstance(app, Router):
+        app = App(app)
     settings = with_token_secret(settings)
-    node = build_node(settings, router)
+    node = build_node(settings, app)
     await node.start()
     gateway = Gateway(node)
     accounts = build_accounts(settings, node.store)
     http = HttpServer(node, accounts)
+    lifespans = AsyncExitStack()
     try:
+        await app.enter_lifespans(node.server, lifespans)
         if accounts is not None:
             await accounts.start()
         await gateway.start()
         await http.start()
     except BaseException:
         await gateway.shutdown(0)
+        await lifespans.aclose()
         if accounts is not None:
             await accounts.close()
+        await http.close()
         await node.close()
         raise
     http.ready = True
-    return Running(node, gateway, http)
+    return Running(node, gateway, http, lifespans)
 
 
 async def serve(
-    settings: Settings, router: Router, *, on_ready: Callable[[Running], None] | None = None
+    settings: Settings, app: App | Router, *, on_ready: Callable[[Running], None] | None = None
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain: close clients with 3001 and exit."""
-    running = await start(settings, router)
+    running = await start(settings, app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wirehub.app import Running, load_app, serve, with_token_secret
+from wirehub.app import App, Running, load_app, serve, with_token_secret
 from wirehub.auth.jwt import SigningKey, issue_subscription_token, issue_token, load_signing_key
 from wirehub.config import Settings, load_settings
 from wirehub.errors import ConfigError
@@ -72,7 +72,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = load_app(args.app) if args.app else None
     if app is not None and app.settings is not None:
         settings = app.settings
-    router = app.router if app is not None else None
 
     def announce(running: Running) -> None:
         s = running.node.settings
@@ -82,10 +81,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    from wirehub.channels.router import Router
-
     try:
-        asyncio.run(serve(settings, router or Router(), on_ready=announce))
+        asyncio.run(serve(settings, app or App(), on_ready=announce))
     except ConfigError as exc:
         # Problems only a backend finds when it starts (e.g. a malformed MongoDB URL).
         for problem in exc.problems:

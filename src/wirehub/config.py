@@ -49,6 +49,30 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """This replica among the others (the server API's ``info`` and ``channels`` ask them all)."""
+
+    # Shown by ``info``; empty: the host name and process id.
+    name: str = ""
+    # Replicas announce themselves this often; one not heard of for three intervals is gone.
+    heartbeat_interval_s: float = 3.0
+    # How long ``info`` and ``channels`` wait for the other replicas' answers.
+    survey_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The server API on the HTTP port: ``POST /api/<method>``, for backends (Centrifugo's shape)."""
+
+    # Sent as ``X-API-Key: KEY`` or ``Authorization: apikey KEY``. Empty: the API is off (404).
+    key: str = field(default="", repr=False)
+    # Serve the API without a key (logs a warning at start): for a private network only.
+    insecure: bool = False
+    # Larger request bodies are answered with 413 (a batch of 10,000 publishes is about 1 MB).
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class ClientSettings:
     ping_interval_s: int = 25
     pong_timeout_s: float = 8.0
@@ -202,6 +226,8 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    node: NodeSettings = field(default_factory=NodeSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     channel_defaults: NamespaceOptions = field(default_factory=NamespaceOptions)
     namespaces: Mapping[str, NamespaceOptions] = field(default_factory=default_namespaces)
 
@@ -214,6 +240,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "broker": BrokerSettings,
     "store": StoreSettings,
     "accounts": AccountsSettings,
+    "node": NodeSettings,
+    "api": ApiSettings,
     "channel_defaults": NamespaceOptions,
 }
 _TRUE = {"1", "true", "yes", "on"}
@@ -320,6 +348,14 @@ def validate(settings: Settings) -> list[str]:
     problems.extend(_validate_limits(settings))
     problems.extend(_validate_auth(settings.auth))
     problems.extend(_validate_accounts(settings.accounts))
+    if settings.node.heartbeat_interval_s <= 0 or settings.node.survey_timeout_s <= 0:
+        problems.append(
+            "node.heartbeat_interval_s: node.heartbeat_interval_s and survey_timeout_s must be positive"
+        )
+    if settings.api.max_body_bytes <= 0:
+        problems.append("api.max_body_bytes: must be positive")
+    if settings.api.key and settings.api.key != settings.api.key.strip():
+        problems.append("api.key: must not start or end with spaces")
     everything = {"channel_defaults": settings.channel_defaults} | {
         f"namespaces.{name}": opts for name, opts in settings.namespaces.items()
     }

@@ -228,13 +228,35 @@ class DisconnectTooManyErrors(Disconnect):
     close = CloseCode(3509, "too many errors", False)
 
 
+class DisconnectCustom(Disconnect):
+    """A close code the application chose (4000-4999, from the server API's ``disconnect``).
+
+    SDKs reconnect after a code in 4000-4499 and stay disconnected after one in 4500-4999.
+    """
+
+    def __init__(self, code: int, reason: str | None = None) -> None:
+        if not APP_CLOSE_CODES[0] <= code <= APP_CLOSE_CODES[1]:
+            raise ValueError(f"application close codes lie in {APP_CLOSE_CODES[0]}..{APP_CLOSE_CODES[1]}")
+        self._code = code
+        super().__init__(reason or "disconnect")
+
+    @property
+    def code(self) -> int:
+        return self._code
+
+
+APP_CLOSE_CODES = (4000, 4999)
+
+
 def disconnect_for_code(code: int, reason: str) -> Disconnect:
     """The ``Disconnect`` with this close code (one that travelled between nodes as a number).
 
-    A code this node does not know (sent by a newer node) keeps its meaning as far as clients
-    care: from 3500 on, the client must not reconnect (3503 force disconnect); below, it
-    reconnects (3000).
+    Codes 4000-4999 are the application's own. Any other code this node does not know (sent by
+    a newer node) keeps its meaning as far as clients care: from 3500 on, the client must not
+    reconnect (3503 force disconnect); below, it reconnects (3000).
     """
+    if APP_CLOSE_CODES[0] <= code <= APP_CLOSE_CODES[1]:
+        return DisconnectCustom(code, reason)
     cls = _DISCONNECTS.get(code)
     if cls is None:
         cls = DisconnectForce if code >= 3500 else Disconnect
@@ -245,7 +267,9 @@ def _subclasses(cls: type[Disconnect]) -> list[type[Disconnect]]:
     return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
 
 
-_DISCONNECTS: dict[int, type[Disconnect]] = {cls.close.code: cls for cls in _subclasses(Disconnect)}
+_DISCONNECTS: dict[int, type[Disconnect]] = {
+    cls.close.code: cls for cls in _subclasses(Disconnect) if cls is not DisconnectCustom
+}
 _DISCONNECTS[Disconnect.close.code] = Disconnect
 
 

@@ -95,27 +95,122 @@ BrokerMessage: TypeAlias = Publication | Join | Leave
 
 @dataclass(frozen=True, slots=True)
 class DisconnectUser:
-    """Node-level control: close every connection of ``user`` with this close code and reason."""
+    """Node-level control: close connections of ``user`` with this close code and reason.
+
+    ``client`` or ``session`` narrow it to one connection; connections in ``keep`` stay open.
+    """
 
     user: str
     code: int
     reason: str
     origin: str = ""
     """The node that sent it: it has already acted on its own clients."""
+    client: str = ""
+    session: str = ""
+    keep: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class UnsubscribeUser:
-    """Node-level control: unsubscribe every connection of ``user`` from ``channel``."""
+    """Node-level control: unsubscribe connections of ``user`` (or one of them) from ``channel``."""
 
     user: str
     channel: str
     origin: str = ""
     """The node that sent it: it has already acted on its own clients."""
+    client: str = ""
+    session: str = ""
 
 
-ControlMessage: TypeAlias = DisconnectUser | UnsubscribeUser
-"""What nodes tell each other about clients, beside the channels' own messages."""
+@dataclass(frozen=True, slots=True)
+class SubscribeUser:
+    """Node-level control: subscribe connections of ``user`` (or one of them) to ``channel``.
+
+    The subscription is server-side: the client learns of it from a ``subscribe`` push.
+    ``info`` becomes the subscriber's channel info, ``data`` travels in the push, and
+    ``recover_since`` asks for the publications after that position first.
+    """
+
+    user: str
+    channel: str
+    origin: str = ""
+    client: str = ""
+    session: str = ""
+    info: JSON = None
+    data: JSON = None
+    recover_since: StreamPosition | None = None
+    override: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshUser:
+    """Node-level control: set the expiry of connections of ``user``, or expire them now.
+
+    ``expire_at`` is a Unix time in seconds; None means the connections no longer expire.
+    """
+
+    user: str
+    origin: str = ""
+    client: str = ""
+    session: str = ""
+    expired: bool = False
+    expire_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAlive:
+    """A node announces itself (at start and then periodically); ``hello`` asks others to answer."""
+
+    origin: str
+    hello: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGone:
+    """A node that shuts down says so, so that the others stop waiting for it."""
+
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """A question to every node (``op`` with ``args``); each answers with a ``SurveyReply``."""
+
+    origin: str
+    id: str
+    op: str
+    args: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyReply:
+    """One node's answer to the survey ``id`` sent by node ``to``."""
+
+    origin: str
+    id: str
+    to: str
+    payload: JSON = None
+
+
+ControlMessage: TypeAlias = (
+    DisconnectUser
+    | UnsubscribeUser
+    | SubscribeUser
+    | RefreshUser
+    | NodeAlive
+    | NodeGone
+    | Survey
+    | SurveyReply
+)
+"""What nodes tell each other about clients and about themselves, beside the channels' messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What one append stored: the publications with their offsets, and the stream's epoch."""
+
+    publications: list[Publication]
+    epoch: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,9 +76,9 @@ async def _fill(store: MessageStore, channel: str, count: int) -> None:
 
 async def test_append_assigns_consecutive_offsets_from_one_across_batches(store: MessageStore) -> None:
     """Offsets start at 1 and continue without gaps from one batch to the next."""
-    first = await store.append("ch", _pubs("a", "b", "c"), limits=LIMITS)
-    second = await store.append("ch", _pubs("d"), limits=LIMITS)
-    third = await store.append("ch", _pubs("e", "f"), limits=LIMITS)
+    first = (await store.append("ch", _pubs("a", "b", "c"), limits=LIMITS)).publications
+    second = (await store.append("ch", _pubs("d"), limits=LIMITS)).publications
+    third = (await store.append("ch", _pubs("e", "f"), limits=LIMITS)).publications
 
     assert _offsets(first) == [1, 2, 3]
     assert _offsets(second) == [4]
@@ -89,9 +89,10 @@ async def test_append_assigns_consecutive_offsets_from_one_across_batches(store:
 
 async def test_append_assigns_unique_consecutive_offsets_when_concurrent(store: MessageStore) -> None:
     """Fifty concurrent appends share out offsets 1..N with no duplicate and no hole."""
-    batches = await asyncio.gather(
+    batches_appended = await asyncio.gather(
         *(store.append("ch", _pubs(f"{task}-0", f"{task}-1"), limits=LIMITS) for task in range(50))
     )
+    batches = [appended.publications for appended in batches_appended]
 
     for batch in batches:
         assert _offsets(batch) == [batch[0].offset, batch[0].offset + 1]
@@ -106,15 +107,15 @@ async def test_append_returns_nothing_when_batch_is_empty(store: MessageStore) -
     """An empty batch assigns no offset and leaves the stream top alone."""
     await _fill(store, "ch", 2)
 
-    assert await store.append("ch", [], limits=LIMITS) == []
+    assert (await store.append("ch", [], limits=LIMITS)).publications == []
     assert (await store.position("ch")).offset == 2
 
 
 async def test_append_stamps_time_when_not_given(store: MessageStore, clock: FakeClock) -> None:
     """A publication without time gets the store's now in ms; a given time is kept."""
-    appended = await store.append(
-        "ch", [NewPublication(data=1), NewPublication(data=2, time_ms=123)], limits=LIMITS
-    )
+    appended = (
+        await store.append("ch", [NewPublication(data=1), NewPublication(data=2, time_ms=123)], limits=LIMITS)
+    ).publications
     page = await store.read("ch", since=None, limit=-1)
 
     now_ms = int(clock.now * 1000)
@@ -205,7 +206,7 @@ async def test_position_survives_reopen_when_same_file(tmp_path: Path, clock: Fa
     try:
         assert await second.position("ch") == before
         assert await second.position("empty") == empty_before
-        appended = await second.append("ch", _pubs(4), limits=LIMITS)
+        appended = (await second.append("ch", _pubs(4), limits=LIMITS)).publications
         page = await second.read("ch", since=None, limit=-1)
     finally:
         await second.close()
@@ -335,6 +336,57 @@ async def test_read_hides_publications_when_ttl_expired(store: MessageStore, clo
     assert page.position.offset == 3
 
 
+# --------------------------------------------------------------------------- remove_history
+
+
+async def test_remove_history_drops_publications_and_keeps_position(store: MessageStore) -> None:
+    """After remove_history nothing is read, the top and epoch stay, and appends continue from the top."""
+    await _fill(store, "ch", 3)
+    before = await store.position("ch")
+
+    await store.remove_history("ch")
+
+    page = await store.read("ch", since=None, limit=-1)
+    assert list(page.publications) == []
+    assert page.position == before
+    assert (await store.read("ch", since=0, limit=-1)).publications == []
+    appended = (await store.append("ch", _pubs("after"), limits=LIMITS)).publications
+    assert _offsets(appended) == [4]
+    page = await store.read("ch", since=None, limit=-1)
+    assert [(p.offset, p.data) for p in page.publications] == [(4, "after")]
+    assert page.position.epoch == before.epoch
+
+
+async def test_remove_history_leaves_other_channels_alone(store: MessageStore) -> None:
+    """Only the named channel loses its publications; removing a channel never used is a no-op."""
+    await _fill(store, "a", 2)
+    await _fill(store, "b", 2)
+
+    await store.remove_history("a")
+    await store.remove_history("never-used")
+
+    assert _offsets((await store.read("b", since=None, limit=-1)).publications) == [1, 2]
+    assert (await store.read("a", since=None, limit=-1)).publications == []
+
+
+async def test_remove_history_keeps_idempotency_keys(store: MessageStore) -> None:
+    """A retry with a key whose window is open still gets its original publication, not a new one."""
+    first = (await store.append("ch", [_keyed("once", "k")], limits=LIMITS)).publications
+
+    await store.remove_history("ch")
+    retried = (await store.append("ch", [_keyed("once", "k")], limits=LIMITS)).publications
+
+    assert _offsets(retried) == _offsets(first) == [1]
+    assert (await store.position("ch")).offset == 1
+
+
+async def test_append_returns_the_stream_epoch(store: MessageStore) -> None:
+    """Every append reports the epoch of the stream it went to, the one reads report too."""
+    first = await store.append("ch", _pubs(1), limits=LIMITS)
+    second = await store.append("ch", _pubs(2), limits=LIMITS)
+    assert first.epoch == second.epoch == (await store.position("ch")).epoch != ""
+
+
 async def test_append_continues_offsets_when_stream_expired(store: MessageStore, clock: FakeClock) -> None:
     """After every publication expired, the next append continues from the old top."""
     limits = HistoryLimits(size=100, ttl_s=10.0)
@@ -342,7 +394,7 @@ async def test_append_continues_offsets_when_stream_expired(store: MessageStore,
     epoch = (await store.position("ch")).epoch
     clock.advance(3600)
 
-    appended = await store.append("ch", _pubs("later"), limits=limits)
+    appended = (await store.append("ch", _pubs("later"), limits=limits)).publications
     page = await store.read("ch", since=None, limit=-1)
 
     assert _offsets(appended) == [4]
@@ -362,7 +414,7 @@ async def test_payload_round_trips_exactly_when_keys_look_like_operators(store: 
     """Operator-like keys, big ints, NUL characters and mixed scalars come back unchanged."""
     payload: JSON = {"$where": 1, "a.b": {"__proto__": [1, 2**62, "x\u0000y", None, True, 1.5]}}
 
-    appended = await store.append("ch", _pubs(payload), limits=LIMITS)
+    appended = (await store.append("ch", _pubs(payload), limits=LIMITS)).publications
     page = await store.read("ch", since=None, limit=-1)
 
     assert _json_exact(appended[0].data) == _json_exact(payload)
@@ -406,7 +458,7 @@ async def test_info_and_tags_round_trip(store: MessageStore) -> None:
         NewPublication(data=3),
     ]
 
-    appended = await store.append("ch", new, limits=LIMITS)
+    appended = (await store.append("ch", new, limits=LIMITS)).publications
     page = await store.read("ch", since=None, limit=-1)
 
     for pubs in (appended, list(page.publications)):
@@ -440,12 +492,14 @@ def _keyed(data: JSON, key: str) -> NewPublication:
 
 async def test_append_returns_original_when_idempotency_key_repeats(store: MessageStore) -> None:
     """A retried publication with the same key gets the original offset, time and data; nothing is stored."""
-    first = await store.append("ch", [_keyed({"n": 1}, "k1")], limits=LIMITS)
+    first = (await store.append("ch", [_keyed({"n": 1}, "k1")], limits=LIMITS)).publications
     await store.append("ch", _pubs("other"), limits=LIMITS)
 
-    retried = await store.append(
-        "ch", [NewPublication(data={"n": 1}, time_ms=5, idempotency_key="k1")], limits=LIMITS
-    )
+    retried = (
+        await store.append(
+            "ch", [NewPublication(data={"n": 1}, time_ms=5, idempotency_key="k1")], limits=LIMITS
+        )
+    ).publications
     page = await store.read("ch", since=None, limit=-1)
 
     assert retried == first
@@ -464,7 +518,7 @@ async def test_append_assigns_new_offsets_around_repeated_key_in_one_batch(store
         NewPublication(data="plain"),
         _keyed("b again", "kb"),
     ]
-    appended = await store.append("ch", batch, limits=LIMITS)
+    appended = (await store.append("ch", batch, limits=LIMITS)).publications
     page = await store.read("ch", since=None, limit=-1)
 
     assert _offsets(appended) == [2, 1, 3, 2]
@@ -478,10 +532,10 @@ async def test_append_stores_again_when_idempotency_window_passed(
     """After the idempotency window a key is forgotten and the publication is stored anew."""
     await store.append("ch", [_keyed(1, "k")], limits=LIMITS)
     clock.advance(IDEMPOTENCY_WINDOW_S - 1)
-    within = await store.append("ch", [_keyed(1, "k")], limits=LIMITS)
+    within = (await store.append("ch", [_keyed(1, "k")], limits=LIMITS)).publications
     clock.advance(1)
 
-    after = await store.append("ch", [_keyed(1, "k")], limits=LIMITS)
+    after = (await store.append("ch", [_keyed(1, "k")], limits=LIMITS)).publications
 
     assert _offsets(within) == [1]
     assert _offsets(after) == [2]
@@ -497,7 +551,7 @@ async def test_append_returns_original_when_key_repeats_after_retention_dropped_
     clock.advance(20)
     await store.append("ch", _pubs("newest"), limits=limits)
 
-    retried = await store.append("ch", [_keyed("orig", "k")], limits=limits)
+    retried = (await store.append("ch", [_keyed("orig", "k")], limits=limits)).publications
     page = await store.read("ch", since=None, limit=-1)
 
     assert [(pub.offset, pub.data) for pub in retried] == [(1, "orig")]
@@ -507,9 +561,9 @@ async def test_append_returns_original_when_key_repeats_after_retention_dropped_
 
 async def test_append_keeps_idempotency_keys_per_channel(store: MessageStore) -> None:
     """The same key in another channel is another publication."""
-    a = await store.append("a", [_keyed(1, "k")], limits=LIMITS)
-    b = await store.append("b", [_keyed(1, "k")], limits=LIMITS)
-    a_again = await store.append("a", [_keyed(1, "k")], limits=LIMITS)
+    a = (await store.append("a", [_keyed(1, "k")], limits=LIMITS)).publications
+    b = (await store.append("b", [_keyed(1, "k")], limits=LIMITS)).publications
+    a_again = (await store.append("a", [_keyed(1, "k")], limits=LIMITS)).publications
 
     assert _offsets(a) == _offsets(b) == _offsets(a_again) == [1]
     assert (await store.position("b")).offset == 1
@@ -522,7 +576,7 @@ async def test_append_stores_key_once_when_retries_are_concurrent(store: Message
         *(store.append("ch", [_keyed("once", "k"), NewPublication(data=n)], limits=LIMITS) for n in range(20))
     )
 
-    assert {batch[0].offset for batch in results} == {results[0][0].offset}
+    assert {batch.publications[0].offset for batch in results} == {results[0].publications[0].offset}
     page = await store.read("ch", since=None, limit=-1)
     assert [pub.data for pub in page.publications].count("once") == 1
     assert _offsets(page.publications) == list(range(1, 22))
@@ -603,8 +657,8 @@ async def test_sqlite_store_migrates_database_when_created_before_idempotency(
     store = SqliteStore(str(path), clock=clock)
     await store.start()
     try:
-        first = await store.append("ch", [_keyed("new", "k")], limits=LIMITS)
-        retried = await store.append("ch", [_keyed("new", "k")], limits=LIMITS)
+        first = (await store.append("ch", [_keyed("new", "k")], limits=LIMITS)).publications
+        retried = (await store.append("ch", [_keyed("new", "k")], limits=LIMITS)).publications
         page = await store.read("ch", since=None, limit=-1)
     finally:
         await store.close()

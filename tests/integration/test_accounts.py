@@ -21,7 +21,7 @@ from centrifuge import SubscriptionState
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
 from tests.integration.test_cli_tokens import AUTH_ENV, cli_token
-from tests.integration.test_sdk import ClientEvents, Clients, SubEvents, next_event, subscribed
+from tests.sdk import ClientEvents, Clients, SubEvents, next_event, subscribed
 
 CONFIG = """
 [accounts]

@@ -142,7 +142,7 @@ def assert_serves(gw: GatewayProcess) -> None:
         ws.send(json.dumps({"id": 2, "subscribe": {"channel": "plain:after-fuzz"}}))
         ws.send(json.dumps({"id": 3, "publish": {"channel": "plain:after-fuzz", "data": {"ok": True}}}))
         seen: list[dict[str, Any]] = []
-        while not any("push" in m for m in seen):
+        while not (any("push" in m for m in seen) and any(m.get("id") == 3 for m in seen)):
             frame = ws.recv(timeout=TIMEOUT_S)
             text = frame.decode() if isinstance(frame, bytes) else frame
             seen.extend(json.loads(line) for line in text.split("\n") if line.strip())

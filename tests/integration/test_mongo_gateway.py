@@ -18,7 +18,8 @@ from centrifuge import ClientState, ReplyError, StreamPosition, SubscriptionStat
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
-from tests.integration.test_sdk import (
+from tests.mongo_helpers import WAIT_S
+from tests.sdk import (
     CONNECT_CALLED,
     ClientEvents,
     Clients,
@@ -28,7 +29,6 @@ from tests.integration.test_sdk import (
     next_matching,
     subscribed,
 )
-from tests.mongo_helpers import WAIT_S
 from tests.services import MongoStandIn, free_port
 
 # A namespace with history (recovery) and one without (pure fan-out, no store involved).

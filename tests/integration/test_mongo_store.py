@@ -86,7 +86,9 @@ async def test_mongo_store_hands_out_each_offset_once_when_replicas_append_concu
         for n in range(20):
             size = 1 + n % 3
             batches.append(
-                await store.append("ch", _pubs(*(f"{name}-{n}-{k}" for k in range(size))), limits=LIMITS)
+                (
+                    await store.append("ch", _pubs(*(f"{name}-{n}-{k}" for k in range(size))), limits=LIMITS)
+                ).publications
             )
         return batches
 
@@ -126,7 +128,7 @@ async def test_mongo_store_stores_key_once_when_replicas_retry_concurrently(
         )
     )
 
-    assert len({batch[1].offset for batch in results}) == 1
+    assert len({batch.publications[1].offset for batch in results}) == 1
     page = await replicas[0].read("ch", since=None, limit=-1)
     assert [pub.data for pub in page.publications].count("once") == 1
     assert _offsets(page.publications) == list(range(1, 17))
@@ -156,12 +158,12 @@ async def test_mongo_store_keeps_batch_when_insert_after_update_fails(
     other = await _ready(MongoStore(db_url))
     stores.extend([crashing, other])
 
-    acknowledged = await crashing.append("ch", _pubs("a", "b"), limits=LIMITS)
+    acknowledged = (await crashing.append("ch", _pubs("a", "b"), limits=LIMITS)).publications
     raw = raw_client(db_url)
     try:
         on_disk_before = await raw.get_default_database()["publications"].count_documents({"channel": "ch"})
         seen_by_other = await other.read("ch", since=None, limit=-1)
-        appended = await other.append("ch", _pubs("c"), limits=LIMITS)
+        appended = (await other.append("ch", _pubs("c"), limits=LIMITS)).publications
         on_disk_after = (
             await raw.get_default_database()["publications"]
             .find({"channel": "ch"}, {"_id": 0, "offset": 1})
@@ -210,7 +212,7 @@ async def test_mongo_store_fails_whole_append_when_chunk_cannot_be_stored_before
         await store.append("ch", _pubs(1, 2, 3), limits=LIMITS)
     store.fail = False
     page = await store.read("ch", since=None, limit=-1)
-    after = await store.append("ch", _pubs(4), limits=LIMITS)
+    after = (await store.append("ch", _pubs(4), limits=LIMITS)).publications
 
     # The first chunk was durable before the failure: it stays, without a hole after it.
     assert [p.data for p in page.publications] == [1]
@@ -225,7 +227,7 @@ async def test_mongo_store_splits_batch_into_ordered_chunks_when_larger_than_one
     stores.append(store)
     payloads: list[JSON] = [{"n": n, "pad": "x" * 500} for n in range(1, 21)]
 
-    appended = await store.append("ch", _pubs(*payloads), limits=LIMITS)
+    appended = (await store.append("ch", _pubs(*payloads), limits=LIMITS)).publications
     page = await store.read("ch", since=None, limit=-1)
 
     assert _offsets(appended) == list(range(1, 21))
@@ -354,7 +356,7 @@ async def test_mongo_store_starts_without_mongodb_and_becomes_ready_when_it_appe
         await server.start()
         async with asyncio.timeout(WAIT_S):
             await store.wait_ready()
-        appended = await store.append("ch", _pubs(1), limits=LIMITS)
+        appended = (await store.append("ch", _pubs(1), limits=LIMITS)).publications
     finally:
         await store.close()
         await server.stop()
@@ -369,7 +371,7 @@ async def test_mongo_store_fails_temporarily_then_resumes_when_mongodb_restarts(
     """While MongoDB is down appends fail temporarily; afterwards offsets go on and nothing is lost."""
     store = await _ready(MongoStore(private_mongo.url + "/outage", timeout_s=1.0))
     try:
-        before = await store.append("ch", _pubs(1, 2, 3), limits=LIMITS)
+        before = (await store.append("ch", _pubs(1, 2, 3), limits=LIMITS)).publications
         epoch = (await store.position("ch")).epoch
 
         await private_mongo.stop()
@@ -384,7 +386,7 @@ async def test_mongo_store_fails_temporarily_then_resumes_when_mongodb_restarts(
         async with asyncio.timeout(WAIT_S):
             while True:  # no event tells when MongoDB is back: retry as a client would
                 try:
-                    after = await store.append("ch", _pubs(4), limits=LIMITS)
+                    after = (await store.append("ch", _pubs(4), limits=LIMITS)).publications
                     break
                 except StoreUnavailable:
                     await asyncio.sleep(0.1)

@@ -24,12 +24,13 @@ from centrifuge import ClientState, ReplyError, SubscriptionState
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
 from tests.integration.test_redis_broker import owner_of, slot_owners
-from tests.integration.test_sdk import (
+from tests.sdk import (
     CONNECT_CALLED,
     TIMEOUT_S,
     ClientEvents,
     Clients,
     SubEvents,
+    connect_subscribed,
     cuttable_proxy,
     next_event,
     next_matching,
@@ -86,18 +87,6 @@ def start_replicas(start_gateway: StartGateway, tmp_path: Path, unique_name: str
         return [await start_gateway(config=config, env=shared) for _ in range(count)]
 
     return start_
-
-
-async def connect_subscribed(
-    clients: Clients, gateway: GatewayProcess, user: str, channel: str, **sub_options: Any
-) -> tuple[Any, Any, SubEvents]:
-    """An SDK client of ``user`` on ``gateway``, subscribed to ``channel``: (client, sub, events)."""
-    client = clients.new(gateway.ws_url, gateway.token(user))
-    events = SubEvents()
-    sub = client.new_subscription(channel, events=events, **sub_options)
-    await client.connect()
-    await subscribed(sub, events)
-    return client, sub, events
 
 
 async def publish_numbered(sub: Any, author: str, numbers: range) -> None:

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from wirehub.broker.envelope import (
     DISCONNECT_USER,
     JOIN,
+    NODE_ALIVE,
     PUBLICATION,
+    REFRESH_USER,
+    SUBSCRIBE_USER,
+    SURVEY,
+    UNSUBSCRIBE_USER,
     EnvelopeError,
     decode_control,
     decode_info,
@@ -22,7 +27,22 @@ from wirehub.broker.envelope import (
     encode_info,
     encode_message,
 )
-from wirehub.types import JSON, ClientInfo, DisconnectUser, Join, Leave, Publication, UnsubscribeUser
+from wirehub.types import (
+    JSON,
+    ClientInfo,
+    DisconnectUser,
+    Join,
+    Leave,
+    NodeAlive,
+    NodeGone,
+    Publication,
+    RefreshUser,
+    StreamPosition,
+    SubscribeUser,
+    Survey,
+    SurveyReply,
+    UnsubscribeUser,
+)
 
 json_values: st.SearchStrategy[JSON] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -61,7 +81,28 @@ def test_control_messages_round_trip_when_encoded() -> None:
     """Control messages keep every field, their origin included."""
     for message in (
         DisconnectUser(user="alice", code=3503, reason="banned", origin="n1"),
+        DisconnectUser(
+            "alice", 4001, "kicked", "n1", client="c1", session="s1", keep=frozenset({"c2", "c3"})
+        ),
         UnsubscribeUser(user="bob", channel="chat:room", origin="n2"),
+        UnsubscribeUser(user="bob", channel="chat:room", origin="n2", client="c", session="s"),
+        SubscribeUser(
+            "bob",
+            "chat:room",
+            "n2",
+            client="c",
+            info={"role": "guest"},
+            data=[1, 2],
+            recover_since=StreamPosition(7, "e1"),
+            override={"presence": False},
+        ),
+        SubscribeUser("bob", "chat:room", "n2"),
+        RefreshUser("carol", "n3", expire_at=1_900_000_000),
+        RefreshUser("carol", "n3", client="c", expired=True),
+        NodeAlive("n4", hello=True),
+        NodeGone("n4"),
+        Survey("n5", "s1", "channels", {"pattern": "chat:*"}),
+        SurveyReply("n6", "s1", "n5", {"channels": {"chat:a": 2}}),
     ):
         assert decode_control(encode_control(message)) == message
 
@@ -85,8 +126,16 @@ def test_decode_ignores_trailing_fields_when_newer_node_sent_them() -> None:
     assert decode_message(data) == Publication(data={"a": 1}, offset=7, time_ms=99)
     join = msgpack.packb([JOIN, ["u", "c", None, None, "extra"], "future"])
     assert decode_message(join) == Join(ClientInfo(user="u", client="c"))
-    control = msgpack.packb([DISCONNECT_USER, "n", "u", 3000, "bye", "future"])
+    control = msgpack.packb([DISCONNECT_USER, "n", "u", 3000, "bye", "", "", [], "future"])
     assert decode_control(control) == DisconnectUser(user="u", code=3000, reason="bye", origin="n")
+
+
+def test_decode_fills_defaults_when_older_node_sent_fewer_fields() -> None:
+    """An older node's disconnect and unsubscribe envelopes lack the newer fields: defaults apply."""
+    control = msgpack.packb([DISCONNECT_USER, "n", "u", 3000, "bye"])
+    assert decode_control(control) == DisconnectUser(user="u", code=3000, reason="bye", origin="n")
+    control = msgpack.packb([UNSUBSCRIBE_USER, "n", "u", "chat:x"])
+    assert decode_control(control) == UnsubscribeUser(user="u", channel="chat:x", origin="n")
 
 
 @pytest.mark.parametrize(
@@ -118,6 +167,14 @@ def test_decode_message_raises_envelope_error_when_malformed(envelope: bytes) ->
         msgpack.packb([PUBLICATION, 1, 1, 0, None, None]),
         msgpack.packb([DISCONNECT_USER, "n", "u", "3000", "bye"]),
         msgpack.packb([DISCONNECT_USER, "n", "u"]),
+        msgpack.packb([DISCONNECT_USER, "n", "u", 3000, "bye", "", "", "not a list"]),
+        msgpack.packb([SUBSCRIBE_USER, "n", "u"]),
+        msgpack.packb([SUBSCRIBE_USER, "n", "u", "c", "", "", None, None, [1], {}]),
+        msgpack.packb([SUBSCRIBE_USER, "n", "u", "c", "", "", None, None, None, {"presence": 1}]),
+        msgpack.packb([REFRESH_USER, "n", "u", "", "", False, "soon"]),
+        msgpack.packb([SURVEY, "n", 7, "info", None]),
+        msgpack.packb([NODE_ALIVE]),
+        msgpack.packb(["kind"]),
     ],
 )
 def test_decode_control_raises_envelope_error_when_not_a_control_message(envelope: Any) -> None:

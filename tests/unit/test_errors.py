@@ -161,9 +161,25 @@ def test_disconnect_for_code_rebuilds_disconnect_when_code_known(cls: type[Disco
 
 def test_disconnect_for_code_keeps_reconnect_meaning_when_code_unknown() -> None:
     """An unknown code from a newer node: final from 3500 on (3503), reconnecting below it (3000)."""
-    assert errors.disconnect_for_code(4321, "x").code == DisconnectForce.close.code
+    assert errors.disconnect_for_code(3999, "x").code == DisconnectForce.close.code
+    assert errors.disconnect_for_code(5000, "x").code == DisconnectForce.close.code
     assert errors.disconnect_for_code(3499, "x").code == Disconnect.close.code
     assert errors.disconnect_for_code(3499, "x").close.reconnect
+
+
+@pytest.mark.parametrize("code", [4000, 4321, 4999])
+def test_disconnect_for_code_keeps_application_codes(code: int) -> None:
+    """Codes 4000-4999 are the application's own: they travel unchanged, with their reason."""
+    rebuilt = errors.disconnect_for_code(code, "kicked")
+    assert isinstance(rebuilt, errors.DisconnectCustom)
+    assert (rebuilt.code, rebuilt.reason) == (code, "kicked")
+
+
+@pytest.mark.parametrize("code", [3999, 5000])
+def test_custom_disconnect_refuses_codes_outside_the_application_range(code: int) -> None:
+    """A DisconnectCustom is only made with an application code."""
+    with pytest.raises(ValueError, match="4000"):
+        errors.DisconnectCustom(code)
 
 
 def test_not_found_is_alias_of_method_not_found() -> None:

@@ -10,7 +10,7 @@ import pytest
 from wirehub.errors import StoreUnavailable
 from wirehub.server.commit import GroupCommitter
 from wirehub.storage.sqlite import SqliteStore
-from wirehub.types import HistoryLimits, NewPublication, Publication
+from wirehub.types import Appended, HistoryLimits, NewPublication
 
 LIMITS = HistoryLimits(size=1000, ttl_s=3600)
 
@@ -24,7 +24,7 @@ class CountingStore(SqliteStore):
 
     async def append(
         self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
-    ) -> list[Publication]:
+    ) -> Appended:
         self.batches.append(len(pubs))
         return await super().append(channel, pubs, limits=limits)
 
@@ -40,9 +40,11 @@ async def store() -> AsyncIterator[CountingStore]:
 async def test_group_commit_batches_concurrent_appends(store: CountingStore) -> None:
     """Fifty concurrent appends take far fewer round trips and each gets a distinct offset."""
     committer = GroupCommitter(store)
-    pubs = await asyncio.gather(
+    appended = await asyncio.gather(
         *(committer.append("chat:a", NewPublication({"n": i}), LIMITS) for i in range(50))
     )
+    pubs = [pub for pub, _ in appended]
+    assert len({epoch for _, epoch in appended}) == 1
     assert sorted(p.offset for p in pubs) == list(range(1, 51))
     assert [p.data for p in pubs] == [{"n": i} for i in range(50)]
     assert sum(store.batches) == 50
@@ -52,7 +54,7 @@ async def test_group_commit_batches_concurrent_appends(store: CountingStore) -> 
 async def test_group_commit_keeps_channels_apart(store: CountingStore) -> None:
     """Appends to different channels are batched separately, with offsets of their own."""
     committer = GroupCommitter(store)
-    a, b = await asyncio.gather(
+    (a, _), (b, _) = await asyncio.gather(
         committer.append("chat:a", NewPublication("x"), LIMITS),
         committer.append("chat:b", NewPublication("y"), LIMITS),
     )
@@ -72,7 +74,7 @@ async def test_group_commit_fails_every_publication_of_a_failed_batch(store: Cou
 async def test_group_commit_starts_a_new_flush_after_the_previous_ends(store: CountingStore) -> None:
     """An append after an idle period is stored on its own, with the next offset."""
     committer = GroupCommitter(store)
-    first = await committer.append("chat:a", NewPublication(1), LIMITS)
-    second = await committer.append("chat:a", NewPublication(2), LIMITS)
+    first, _ = await committer.append("chat:a", NewPublication(1), LIMITS)
+    second, _ = await committer.append("chat:a", NewPublication(2), LIMITS)
     assert (first.offset, second.offset) == (1, 2)
     assert store.batches == [1, 1]

@@ -185,7 +185,10 @@ def hub(make_hub: MakeHub) -> Hub:
 
 async def append(store: SqliteStore, count: int, *, limits: HistoryLimits = LIMITS) -> list[Publication]:
     """Append ``count`` publications to CHANNEL for real; return them with their offsets."""
-    return await store.append(CHANNEL, [NewPublication(data={"n": i}) for i in range(count)], limits=limits)
+    appended = await store.append(
+        CHANNEL, [NewPublication(data={"n": i}) for i in range(count)], limits=limits
+    )
+    return appended.publications
 
 
 def inject(hub: Hub, pubs: list[Publication], *offsets: int) -> None:

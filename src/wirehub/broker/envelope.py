@@ -14,7 +14,7 @@ Pure code: no I/O, no driver.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
@@ -27,11 +27,30 @@ from wirehub.types import (
     DisconnectUser,
     Join,
     Leave,
+    NodeAlive,
+    NodeGone,
     Publication,
+    RefreshUser,
+    StreamPosition,
+    SubscribeUser,
+    Survey,
+    SurveyReply,
     UnsubscribeUser,
 )
 
-PUBLICATION, JOIN, LEAVE, DISCONNECT_USER, UNSUBSCRIBE_USER = range(5)
+(
+    PUBLICATION,
+    JOIN,
+    LEAVE,
+    DISCONNECT_USER,
+    UNSUBSCRIBE_USER,
+    SUBSCRIBE_USER,
+    REFRESH_USER,
+    NODE_ALIVE,
+    NODE_GONE,
+    SURVEY,
+    SURVEY_REPLY,
+) = range(11)
 """Envelope kinds. Never renumber: replicas of different versions share one broker."""
 
 _BIG_INT = 1
@@ -157,29 +176,161 @@ def _tags(value: Any) -> Mapping[str, str]:
 
 def encode_control(message: ControlMessage) -> bytes:
     match message:
-        case DisconnectUser(user=user, code=code, reason=reason, origin=origin):
-            return _pack([DISCONNECT_USER, origin, user, code, reason])
-        case UnsubscribeUser(user=user, channel=channel, origin=origin):
-            return _pack([UNSUBSCRIBE_USER, origin, user, channel])
+        case DisconnectUser():
+            m = message
+            return _pack(
+                [DISCONNECT_USER, m.origin, m.user, m.code, m.reason, m.client, m.session, sorted(m.keep)]
+            )
+        case UnsubscribeUser():
+            m2 = message
+            return _pack([UNSUBSCRIBE_USER, m2.origin, m2.user, m2.channel, m2.client, m2.session])
+        case SubscribeUser():
+            m3 = message
+            since = m3.recover_since
+            return _pack(
+                [
+                    SUBSCRIBE_USER,
+                    m3.origin,
+                    m3.user,
+                    m3.channel,
+                    m3.client,
+                    m3.session,
+                    m3.info,
+                    m3.data,
+                    [since.offset, since.epoch] if since is not None else None,
+                    dict(m3.override),
+                ]
+            )
+        case RefreshUser():
+            m4 = message
+            return _pack([REFRESH_USER, m4.origin, m4.user, m4.client, m4.session, m4.expired, m4.expire_at])
+        case NodeAlive(origin=origin, hello=hello):
+            return _pack([NODE_ALIVE, origin, hello])
+        case NodeGone(origin=origin):
+            return _pack([NODE_GONE, origin])
+        case Survey(origin=origin, id=survey_id, op=op, args=args):
+            return _pack([SURVEY, origin, survey_id, op, args])
+        case SurveyReply(origin=origin, id=survey_id, to=to, payload=payload):
+            return _pack([SURVEY_REPLY, origin, survey_id, to, payload])
     raise TypeError(f"not a control message: {type(message).__name__}")
 
 
 def decode_control(data: bytes) -> ControlMessage:
+    """A node-level control message; ``EnvelopeError`` if it is not one this node knows.
+
+    Fields added after a kind's first release are optional: an envelope from an older node
+    that lacks them decodes with their defaults.
+    """
     envelope = _unpack(data)
     if not isinstance(envelope, list) or not envelope:
         raise EnvelopeError("an envelope is a non-empty list")
     kind = envelope[0]
-    if kind == DISCONNECT_USER and len(envelope) >= 5:
-        _, origin, user, code, reason = envelope[:5]
-        if (
-            isinstance(origin, str)
-            and isinstance(user, str)
-            and isinstance(code, int)
-            and isinstance(reason, str)
-        ):
-            return DisconnectUser(user=user, code=code, reason=reason, origin=origin)
-    elif kind == UNSUBSCRIBE_USER and len(envelope) >= 4:
-        _, origin, user, channel = envelope[:4]
-        if isinstance(origin, str) and isinstance(user, str) and isinstance(channel, str):
-            return UnsubscribeUser(user=user, channel=channel, origin=origin)
-    raise EnvelopeError(f"unknown or malformed control envelope kind {kind!r}")
+    decoder = _CONTROL_DECODERS.get(kind) if isinstance(kind, int) else None
+    if decoder is None:
+        raise EnvelopeError(f"unknown control envelope kind {kind!r}")
+    try:
+        return decoder(_Fields(envelope))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise EnvelopeError(f"malformed control envelope kind {kind}: {exc}") from None
+
+
+class _Fields:
+    """Reads an envelope's fields in order, checking each one's type."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, envelope: list[Any]) -> None:
+        self._values = envelope
+        self._index = 1
+
+    def _next(self, default: Any) -> Any:
+        index = self._index
+        self._index += 1
+        return self._values[index] if index < len(self._values) else default
+
+    def text(self, *, required: bool = True) -> str:
+        if required and self._index >= len(self._values):
+            raise ValueError("missing field")
+        value = self._next("")
+        if not isinstance(value, str):
+            raise TypeError("expected a string")
+        return value
+
+    def integer(self) -> int:
+        value = self._next(None)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError("expected an integer")
+        return value
+
+    def optional_integer(self) -> int | None:
+        value = self._next(None)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise TypeError("expected an integer or nil")
+        return value
+
+    def boolean(self) -> bool:
+        value = self._next(False)
+        if not isinstance(value, bool):
+            raise TypeError("expected a boolean")
+        return value
+
+    def json(self) -> JSON:
+        value: JSON = self._next(None)
+        return value
+
+    def strings(self) -> frozenset[str]:
+        value = self._next([])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError("expected a list of strings")
+        return frozenset(value)
+
+    def flags(self) -> dict[str, bool]:
+        value = self._next({})
+        if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
+            raise TypeError("expected a map of booleans")
+        return value
+
+    def position(self) -> StreamPosition | None:
+        value = self._next(None)
+        if value is None:
+            return None
+        if not (isinstance(value, list) and len(value) >= 2 and isinstance(value[1], str)):
+            raise TypeError("expected [offset, epoch]")
+        offset = value[0]
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError("expected [offset, epoch]")
+        return StreamPosition(offset, value[1])
+
+
+def _disconnect_user(f: _Fields) -> DisconnectUser:
+    origin, user, code, reason = f.text(), f.text(), f.integer(), f.text()
+    client, session = f.text(required=False), f.text(required=False)
+    return DisconnectUser(user, code, reason, origin, client, session, f.strings())
+
+
+def _unsubscribe_user(f: _Fields) -> UnsubscribeUser:
+    origin, user, channel = f.text(), f.text(), f.text()
+    return UnsubscribeUser(user, channel, origin, f.text(required=False), f.text(required=False))
+
+
+def _subscribe_user(f: _Fields) -> SubscribeUser:
+    origin, user, channel, client, session = f.text(), f.text(), f.text(), f.text(), f.text()
+    info, data = f.json(), f.json()
+    return SubscribeUser(user, channel, origin, client, session, info, data, f.position(), f.flags())
+
+
+def _refresh_user(f: _Fields) -> RefreshUser:
+    origin, user, client, session = f.text(), f.text(), f.text(), f.text()
+    return RefreshUser(user, origin, client, session, f.boolean(), f.optional_integer())
+
+
+_CONTROL_DECODERS: dict[int, Callable[[_Fields], ControlMessage]] = {
+    DISCONNECT_USER: _disconnect_user,
+    UNSUBSCRIBE_USER: _unsubscribe_user,
+    SUBSCRIBE_USER: _subscribe_user,
+    REFRESH_USER: _refresh_user,
+    NODE_ALIVE: lambda f: NodeAlive(f.text(), f.boolean()),
+    NODE_GONE: lambda f: NodeGone(f.text()),
+    SURVEY: lambda f: Survey(f.text(), f.text(), f.text(), f.json()),
+    SURVEY_REPLY: lambda f: SurveyReply(f.text(), f.text(), f.text(), f.json()),
+}

@@ -18,7 +18,6 @@ the user is refused before the handler, as over the socket.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -47,6 +46,7 @@ from wirehub.errors import (
     UnknownNamespace,
     UnsupportedMediaType,
 )
+from wirehub.server.http_body import BodyTooLargeError, InvalidJsonError, read_json
 from wirehub.server.node import Node
 from wirehub.types import JSON, User
 
@@ -189,21 +189,12 @@ class AccountRoutes:
         """The request's JSON object, read to at most ``max_body_bytes``."""
         if request.content_type != "application/json":
             raise UnsupportedMediaType()
-        limit = self._max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise BodyTooLarge(f"request body larger than {limit} bytes")
-        data = bytearray()
-        while True:
-            chunk = await request.content.read(limit + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
-            if len(data) > limit:
-                raise BodyTooLarge(f"request body larger than {limit} bytes")
         try:
-            body = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise BadRequest("request body is not valid JSON") from None
+            body = await read_json(request, self._max_body_bytes)
+        except BodyTooLargeError as exc:
+            raise BodyTooLarge(str(exc)) from None
+        except InvalidJsonError as exc:
+            raise BadRequest(str(exc)) from None
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
         return body

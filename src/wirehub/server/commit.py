@@ -19,7 +19,7 @@ MAX_BATCH = 256
 @dataclass(slots=True)
 class _Pending:
     pub: NewPublication
-    done: asyncio.Future[Publication]
+    done: asyncio.Future[tuple[Publication, str]]
 
 
 class GroupCommitter:
@@ -28,8 +28,10 @@ class GroupCommitter:
         self._queues: dict[str, list[_Pending]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def append(self, channel: str, pub: NewPublication, limits: HistoryLimits) -> Publication:
-        """Append one publication; returns it with its offset once the store has it."""
+    async def append(
+        self, channel: str, pub: NewPublication, limits: HistoryLimits
+    ) -> tuple[Publication, str]:
+        """Append one publication; returns it with its offset, and the stream's epoch, once stored."""
         pending = _Pending(pub, asyncio.get_running_loop().create_future())
         queue = self._queues.get(channel)
         if queue is None:
@@ -47,15 +49,15 @@ class GroupCommitter:
             while queue:
                 batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
                 try:
-                    stored = await self._store.append(channel, [p.pub for p in batch], limits=limits)
+                    appended = await self._store.append(channel, [p.pub for p in batch], limits=limits)
                 except Exception as exc:
                     for p in batch:
                         if not p.done.done():
                             p.done.set_exception(exc)
                     continue
-                for p, pub in zip(batch, stored, strict=True):
+                for p, pub in zip(batch, appended.publications, strict=True):
                     if not p.done.done():
-                        p.done.set_result(pub)
+                        p.done.set_result((pub, appended.epoch))
         finally:
             # Nothing is left queued: appends that arrive from now on start a new flush.
             del self._queues[channel]

@@ -74,7 +74,7 @@ from wirehub.protocol.session import Session, State
 from wirehub.server.hub import Joined, Recovery
 from wirehub.server.limits import TokenBucket
 from wirehub.server.node import Node
-from wirehub.types import JSON, ClientInfo, User, WireDict
+from wirehub.types import JSON, ClientInfo, SubscribeUser, User, WireDict
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +266,69 @@ class Client:
     def lost_continuity(self, channel: str) -> None:
         self.disconnect(DisconnectInsufficientState())
 
+    @property
+    def session_id(self) -> str:
+        # A WebSocket connection is its own session: the server API's ``session`` selects it
+        # by its client id.
+        return self.id
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self.subs)
+
+    def server_subscribe(self, request: SubscribeUser) -> None:
+        """Subscribe on the server's initiative: a server-side subscription and a ``subscribe`` push."""
+        if not self._may_subscribe_server_side(request.channel):
+            return
+
+        async def subscribe() -> None:
+            if not self._may_subscribe_server_side(request.channel):
+                return
+            if self.settings.channel_limit and len(self.subs) >= self.settings.channel_limit:
+                self.disconnect(DisconnectChannelLimit())
+                return
+            try:
+                name, options = self.node.resolve(request.channel)
+            except RequestError as exc:
+                self.log.warning(
+                    "server subscribe refused: %s", exc.message, extra={"channel": request.channel}
+                )
+                return
+            since = request.recover_since
+            asked = SubscribeRequest(
+                channel=name.full,
+                recover=since is not None,
+                offset=since.offset if since else 0,
+                epoch=since.epoch if since else "",
+            )
+            sub = _Subscription(name.full, options, self._info(request.info), server_side=True)
+            try:
+                await self._join(
+                    None, sub, asked, data=request.data, ttl=0, override=dict(request.override), push=True
+                )
+            except RequestError as exc:
+                self.log.warning(
+                    "server subscribe failed: %s", exc.message, extra={"channel": request.channel}
+                )
+
+        self._spawn(subscribe())
+
+    def _may_subscribe_server_side(self, channel: str) -> bool:
+        # A connection still connecting makes its own server-side subscriptions from its token.
+        connected = self.session.state is State.CONNECTED and self._closing is None
+        return connected and channel not in self.subs
+
+    def refresh_expiry(self, *, expired: bool, expire_at: int | None) -> None:
+        if self._closing is not None or self.session.state is not State.CONNECTED:
+            return
+        if expired:
+            self.disconnect(DisconnectExpired())
+            return
+        try:
+            self._set_connection_expiry(expire_at)
+        except TokenExpired:
+            self.disconnect(DisconnectExpired())
+
     def server_unsubscribe(self, channel: str) -> None:
         """Unsubscribe from ``channel`` on the server's initiative: push 2000, then leave."""
         if channel not in self.subs or self._closing is not None:
@@ -429,6 +492,8 @@ class Client:
             channel=channel,
             options=options or NamespaceOptions(),
             subscribed=channel in self.subs,
+            api=self.node.server,
+            state=self.node.state,
             **kw,
         )
 
@@ -595,8 +660,14 @@ class Client:
         ttl: int,
         override: dict[str, bool],
         out: list[WireDict] | None = None,
+        push: bool = False,
     ) -> None:
-        """Make the subscription live and answer it, in the step it goes live."""
+        """Make the subscription live and answer it, in the step it goes live.
+
+        The answer is the reply to ``command``, is appended to ``out`` (server-side
+        subscriptions of a connect), or with ``push`` is a ``subscribe`` push followed by the
+        recovered publications (a server-side subscription made through the server API).
+        """
         options = sub.options
         history = options.history_enabled
         recoverable = history and (
@@ -646,6 +717,8 @@ class Client:
                 self._reply(command, result)
             if out is not None:
                 out.append(result)
+            if push:
+                self._push_subscribed(sub.channel, result)
             return True
 
         if sub.presence:
@@ -682,6 +755,16 @@ class Client:
                 sub.channel,
                 self.node.joined(sub.channel, sub.info, presence=False, announce=True),
             )
+
+    def _push_subscribed(self, channel: str, result: WireDict) -> None:
+        """Tell the client of a server-side subscription: the push, then what it recovered."""
+        fields = ("recoverable", "positioned", "epoch", "offset", "data")
+        body: WireDict = {key: result[key] for key in fields if key in result}
+        self.deliver(encode_push(channel, "subscribe", body))
+        publications = result.get("publications")
+        if isinstance(publications, list):
+            for pub in publications:
+                self.deliver(encode_push(channel, "pub", pub))
 
     async def _advisory(self, what: str, channel: str, action: Awaitable[None]) -> None:
         """Presence and join/leave are advisory: a failure is logged, the subscription stands."""
@@ -768,7 +851,11 @@ class Client:
         ctx = self._context(request.channel, options, granted=granted)
         await self.node.router.handler_for(name.namespace).on_history(ctx)
         page = await self.node.history(
-            request.channel, since=request.since_offset, limit=request.limit, reverse=request.reverse
+            request.channel,
+            since=request.since_offset,
+            limit=request.limit,
+            reverse=request.reverse,
+            cap=self.settings.history_max_publication_limit,
         )
         if request.since_epoch and request.since_epoch != page.position.epoch:
             raise UnrecoverablePosition()

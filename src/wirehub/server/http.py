@@ -1,5 +1,5 @@
-"""The HTTP port: ``/health`` and the account endpoints (``/auth/*``, in ``accounts_http``);
-the server API and metrics come later."""
+"""The HTTP port: ``/health``, the account endpoints (``/auth/*``, in ``accounts_http``) and the
+server API (``/api/<method>``, in ``http_api``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from aiohttp import web
 
 from wirehub.auth.accounts import Accounts
 from wirehub.server.accounts_http import AccountRoutes
+from wirehub.server.http_api import ServerApiRoutes
 from wirehub.server.node import Node
 
 
@@ -19,10 +20,12 @@ class HttpServer:
         self.ready = False
 
     async def start(self) -> None:
-        app = web.Application()
+        # Bodies are read by each route within its own limit (accounts, server API).
+        app = web.Application(client_max_size=self.node.settings.api.max_body_bytes)
         app.router.add_get("/health", self._health)
         if self.accounts is not None:
             AccountRoutes(self.node, self.accounts).install(app)
+        ServerApiRoutes(self.node.server, self.node.settings.api).install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         settings = self.node.settings.http

@@ -2,31 +2,39 @@
 
 It resolves channel options, publishes (store first for channels with history, then broker),
 reads history, keeps presence and announces joins and leaves. It is the broker's listener: it
-passes channel messages and gaps to its Hub and acts on node-level control messages (disconnect
-a user, unsubscribe a user from a channel), which it also sends to the other replicas. It
-depends on the Broker, Presence, MessageStore and TokenVerifier interfaces only; ``wirehub.app``
-picks the backends.
+passes channel messages and gaps to its Hub and acts on node-level control messages (disconnect,
+subscribe, unsubscribe or refresh a user's connections), which it also sends to the other
+replicas; what concerns the replicas themselves (who is alive, surveys) goes to ``Replicas``.
+It depends on the Broker, Presence, MessageStore and TokenVerifier interfaces only;
+``wirehub.app`` picks the backends. ``node.server`` is the public ``Server`` API over it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, assert_never
 
 from wirehub import __version__
+from wirehub.api import Server
 from wirehub.auth.base import TokenVerifier
 from wirehub.broker.base import Broker, Presence
+from wirehub.channels.context import State
 from wirehub.channels.names import ChannelName, parse_channel
 from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
 from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
 from wirehub.server.commit import GroupCommitter
 from wirehub.server.hub import Hub
+from wirehub.server.outbound import BrokerOutbound
+from wirehub.server.replicas import Replicas
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
     JSON,
@@ -39,8 +47,14 @@ from wirehub.types import (
     Join,
     Leave,
     NewPublication,
+    NodeAlive,
+    NodeGone,
     PresenceStats,
     Publication,
+    RefreshUser,
+    SubscribeUser,
+    Survey,
+    SurveyReply,
     UnsubscribeUser,
 )
 
@@ -62,8 +76,24 @@ class LocalClient(Protocol):
         """The (channel, info) presence entries this connection keeps alive."""
         ...
 
+    @property
+    def session_id(self) -> str:
+        """What the server API's ``session`` selects this connection by."""
+        ...
+
+    @property
+    def subscription_count(self) -> int: ...
+
     def server_unsubscribe(self, channel: str) -> None:
         """Unsubscribe from ``channel`` on the server's initiative (push 2000), if subscribed."""
+        ...
+
+    def server_subscribe(self, request: SubscribeUser) -> None:
+        """Subscribe to ``request.channel`` on the server's initiative (push ``subscribe``)."""
+        ...
+
+    def refresh_expiry(self, *, expired: bool, expire_at: int | None) -> None:
+        """Expire the connection now, move its expiry to ``expire_at``, or (None) never expire it."""
         ...
 
 
@@ -77,6 +107,7 @@ class Node:
         store: MessageStore,
         verifier: TokenVerifier,
         router: Router,
+        state: State | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
@@ -84,8 +115,11 @@ class Node:
         self.store = store
         self.verifier = verifier
         self.router = router
+        self.state = state or State()
+        """The app's own resources (``App.state``), which handlers reach as ``ctx.state``."""
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
         self.committer = GroupCommitter(store)
+        self.outbound = BrokerOutbound(broker)
         self._clients: dict[str, LocalClient] = {}
         self._user_clients: dict[str, dict[str, LocalClient]] = {}
         """Authenticated connections by user id (anonymous ones are not indexed)."""
@@ -93,6 +127,17 @@ class Node:
         self.version = VERSION
         self.id = uuid.uuid4().hex
         """This node among the replicas: control messages it sent come back to it, and are ignored."""
+        self.name = settings.node.name or f"{socket.gethostname()}_{os.getpid()}"
+        self.started_at = time.monotonic()
+        self.replicas = Replicas(
+            self.id,
+            broker,
+            self._answer_survey,
+            heartbeat_interval_s=settings.node.heartbeat_interval_s,
+            survey_timeout_s=settings.node.survey_timeout_s,
+        )
+        self.server = Server(self)
+        """The server API (publish, disconnect, presence...) that handlers and app code call."""
         self._presence_refresher: asyncio.Task[None] | None = None
         self._presence_due = asyncio.Event()
         """Set when presence must be re-added now rather than at the next interval (broker gap)."""
@@ -101,6 +146,7 @@ class Node:
         await self.verifier.start()
         await self.store.start()
         await self.broker.start(self)
+        await self.replicas.start()
         self._presence_refresher = asyncio.create_task(self._refresh_presence())
 
     async def close(self) -> None:
@@ -109,6 +155,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._presence_refresher
         await self.committer.close()
+        await self.outbound.close()
+        await self.replicas.close()
         await self.hub.close()
         await self.broker.close()
         await self.store.close()
@@ -191,32 +239,39 @@ class Node:
         info: ClientInfo | None = None,
         tags: Mapping[str, str] | None = None,
         idempotency_key: str = "",
-    ) -> Publication:
+        skip_history: bool = False,
+    ) -> tuple[Publication, str]:
         """Store (for channels with history) and fan out; return once the store has it.
 
-        With an ``idempotency_key``, a retry within the store's window returns (and fans out
-        again, which hubs drop as a duplicate offset) the original publication.
+        Publications of one channel reach the broker in the order this node accepted them.
+
+        Returns the publication and its stream's epoch ("" when it was not stored). With an
+        ``idempotency_key``, a retry within the store's window returns (and fans out again,
+        which hubs drop as a duplicate offset) the original publication. ``skip_history``
+        fans out without storing, as in a channel without history.
         """
         now_ms = int(time.time() * 1000)
-        if options.history_enabled:
+        stored = options.history_enabled and not skip_history
+        epoch = ""
+        if stored:
             limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
             new = NewPublication(
                 data=data, info=info, tags=tags or {}, time_ms=now_ms, idempotency_key=idempotency_key
             )
-            pub = await self.committer.append(channel, new, limits)
+            pub, epoch = await self.committer.append(channel, new, limits)
         else:
             pub = Publication(data=data, info=info, tags=tags or {}, time_ms=now_ms)
         try:
-            await self.broker.publish(channel, pub)
+            await self.outbound.send(channel, pub)
         except BrokerUnavailable:
-            if not options.history_enabled:
+            if not stored:
                 raise  # nothing holds it: the publisher learns (100, temporary) and may retry
             # The store has it, so it is acknowledged: this node's subscribers get it now, in
             # offset order; other nodes fill the hole from the store (their broker reports a gap
             # when it reconnects, and the channel's next publication reveals the hole anyway).
             logger.warning("broker publish failed; delivered locally", extra={"channel": channel})
             self.hub.on_message(channel, pub)
-        return pub
+        return pub, epoch
 
     async def history(
         self,
@@ -225,11 +280,13 @@ class Node:
         since: int | None,
         limit: int,
         reverse: bool,
+        cap: int | None = None,
     ) -> HistoryPage:
+        """A page of history; ``limit`` -1 (or beyond ``cap``) reads up to ``cap``, None = no cap."""
         if reverse and since == 0:
             raise Invalid("reverse history needs since.offset > 0")
-        cap = self.settings.client.history_max_publication_limit
-        limit = cap if limit < 0 else min(limit, cap)
+        if cap is not None:
+            limit = cap if limit < 0 else min(limit, cap)
         return await self.store.read(channel, since=since, limit=limit, reverse=reverse)
 
     # ------------------------------------------------------------------ presence and join/leave
@@ -288,36 +345,105 @@ class Node:
     def on_control(self, message: ControlMessage) -> None:
         if message.origin == self.id:
             return  # acted on when sent
-        self._apply_control(message)
+        match message:
+            case NodeAlive() | NodeGone() | Survey() | SurveyReply():
+                self.replicas.on_control(message)
+            case _:
+                self._apply_control(message)
 
     # ------------------------------------------------------------------ node-level control
 
-    async def disconnect_user(self, user: str, reason: Disconnect) -> None:
-        """Close every connection of ``user``, on this node and on every other one, with ``reason``.
+    async def control(self, message: DisconnectUser | UnsubscribeUser | SubscribeUser | RefreshUser) -> None:
+        """Act on this node's connections now, then tell every other node to do the same.
 
-        Raises ``BrokerUnavailable`` if the other nodes could not be told (this node's
-        connections are closed all the same).
+        ``message.origin`` must be this node's id. Raises ``BrokerUnavailable`` if the other
+        nodes could not be told (this node's connections are acted on all the same).
         """
-        message = DisconnectUser(user=user, code=reason.code, reason=reason.reason, origin=self.id)
         self._apply_control(message)
         await self.broker.publish_control(message)
+
+    async def disconnect_user(self, user: str, reason: Disconnect) -> None:
+        """Close every connection of ``user``, on this node and on every other one, with ``reason``."""
+        await self.control(DisconnectUser(user=user, code=reason.code, reason=reason.reason, origin=self.id))
 
     async def unsubscribe_user(self, user: str, channel: str) -> None:
-        """Unsubscribe every connection of ``user`` from ``channel`` on every node (push 2000).
+        """Unsubscribe every connection of ``user`` from ``channel`` on every node (push 2000)."""
+        await self.control(UnsubscribeUser(user=user, channel=channel, origin=self.id))
 
-        Raises ``BrokerUnavailable`` if the other nodes could not be told.
-        """
-        message = UnsubscribeUser(user=user, channel=channel, origin=self.id)
-        self._apply_control(message)
-        await self.broker.publish_control(message)
+    def _targets(self, user: str, client: str, session: str) -> Iterator[LocalClient]:
+        for local in self.user_clients(user):
+            if (not client or local.id == client) and (not session or local.session_id == session):
+                yield local
 
     def _apply_control(self, message: ControlMessage) -> None:
         match message:
-            case DisconnectUser(user=user, code=code, reason=reason):
-                for client in self.user_clients(user):
-                    client.disconnect(disconnect_for_code(code, reason))
-            case UnsubscribeUser(user=user, channel=channel):
-                for client in self.user_clients(user):
-                    client.server_unsubscribe(channel)
+            case DisconnectUser(
+                user=user, code=code, reason=reason, client=client, session=session, keep=keep
+            ):
+                for local in self._targets(user, client, session):
+                    if local.id not in keep:
+                        local.disconnect(disconnect_for_code(code, reason))
+            case UnsubscribeUser(user=user, channel=channel, client=client, session=session):
+                for local in self._targets(user, client, session):
+                    local.server_unsubscribe(channel)
+            case SubscribeUser(user=user, client=client, session=session):
+                for local in self._targets(user, client, session):
+                    local.server_subscribe(message)
+            case RefreshUser(user=user, client=client, session=session, expired=expired, expire_at=expire_at):
+                for local in self._targets(user, client, session):
+                    local.refresh_expiry(expired=expired, expire_at=expire_at)
+            case NodeAlive() | NodeGone() | Survey() | SurveyReply():
+                pass  # about nodes, not connections: see on_control
             case _:
                 assert_never(message)
+
+    # ------------------------------------------------------------------ what this node reports
+
+    def stats(self) -> dict[str, JSON]:
+        """This node's figures, as the server API's ``info`` lists them."""
+        return {
+            "uid": self.id,
+            "name": self.name,
+            "version": __version__,
+            "num_clients": self.client_count,
+            "num_users": len(self._user_clients),
+            "num_subs": sum(client.subscription_count for client in self._clients.values()),
+            "num_channels": len(self.hub.channels),
+            "uptime": int(time.monotonic() - self.started_at),
+            "process": {"pid": os.getpid(), "rss": _rss_bytes()},
+        }
+
+    def channel_counts(self, pattern: str = "") -> dict[str, int]:
+        """Channels with subscribers on this node, and how many, optionally matching a glob."""
+        counts: dict[str, int] = {}
+        for channel in self.hub.channels:
+            if pattern and not fnmatch.fnmatchcase(channel, pattern):
+                continue
+            count = self.hub.subscriber_count(channel)
+            if count:
+                counts[channel] = count
+        return counts
+
+    def _answer_survey(self, op: str, args: JSON) -> JSON:
+        match op:
+            case "info":
+                return self.stats()
+            case "channels":
+                pattern = args.get("pattern", "") if isinstance(args, dict) else ""
+                counts: dict[str, JSON] = dict(
+                    self.channel_counts(pattern if isinstance(pattern, str) else "")
+                )
+                return counts
+        logger.warning("unknown survey", extra={"op": op})
+        return None
+
+
+def _rss_bytes() -> int:
+    """The process's resident memory now (Linux), or its peak where /proc is not there."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from wirehub.types import HistoryLimits, HistoryPage, NewPublication, Publication, StreamPosition
+from wirehub.types import Appended, HistoryLimits, HistoryPage, NewPublication, StreamPosition
 
 
 class MessageStore(Protocol):
@@ -50,7 +50,9 @@ class MessageStore(Protocol):
 
     async def append(
         self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
-    ) -> list[Publication]: ...
+    ) -> Appended:
+        """Store ``pubs`` in order; return them with their offsets, and the stream's epoch."""
+        ...
 
     async def read(
         self,
@@ -69,6 +71,15 @@ class MessageStore(Protocol):
 
     async def position(self, channel: str) -> StreamPosition:
         """The stream top: last offset (0 when empty) and epoch. Creates the stream if absent."""
+        ...
+
+    async def remove_history(self, channel: str) -> None:
+        """Drop every publication of the channel; its top offset and epoch stay as they were.
+
+        Reads return nothing up to the current top, and the next append continues from it, so
+        subscribers' positions stay valid. An idempotency key whose window is open still finds
+        its original publication.
+        """
         ...
 
 

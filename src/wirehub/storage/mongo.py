@@ -77,6 +77,7 @@ from wirehub.errors import ConfigError, StoreUnavailable, UsernameTaken
 from wirehub.storage.base import Account, check_new_account, from_millis, millis, username_key
 from wirehub.types import (
     JSON,
+    Appended,
     ClientInfo,
     HistoryLimits,
     HistoryPage,
@@ -472,9 +473,9 @@ class MongoStore:
 
     async def append(
         self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
-    ) -> list[Publication]:
+    ) -> Appended:
         if not pubs:
-            return []
+            return Appended([], (await self.position(channel)).epoch)
         now_ms = int(self._clock() * 1000)
         encoded = [_encode(p, now_ms) for p in pubs]
         # The lock first: the call's time budget starts once it is this call's turn.
@@ -487,7 +488,7 @@ class MongoStore:
 
     async def _append_locked(
         self, db: AsyncDatabase[Doc], channel: str, encoded: list[_Encoded], limits: HistoryLimits
-    ) -> list[Publication]:
+    ) -> Appended:
         now = self._clock()
         expires_at = now + limits.ttl_s
         hold_until = now + self._idempotency_window_s
@@ -534,7 +535,11 @@ class MongoStore:
             floor = max(stream.floor, top - limits.size)
             result = await streams.update_one(
                 {"_id": channel, "top": stream.top, "epoch": stream.epoch},
-                {"$set": {"top": top, "floor": floor, "pending": docs, "batch": secrets.token_hex(8)}},
+                # $max: a history_remove may have raised the floor meanwhile; it never goes down.
+                {
+                    "$set": {"top": top, "pending": docs, "batch": secrets.token_hex(8)},
+                    "$max": {"floor": floor},
+                },
             )
             if result.matched_count != 1:
                 # Another replica appended first (or the stream was lost): read it again.
@@ -569,7 +574,7 @@ class MongoStore:
         for i, item in enumerate(encoded):
             if results[i] is None:
                 results[i] = results[first_with_key[item.pub.idempotency_key]]
-        return [pub for pub in results if pub is not None]
+        return Appended([pub for pub in results if pub is not None], stream.epoch)
 
     @staticmethod
     def _chunk(encoded: list[_Encoded], remaining: list[int], max_bytes: int) -> list[int]:
@@ -660,6 +665,20 @@ class MongoStore:
         if limit > 0:
             offsets = offsets[:limit]
         return HistoryPage(publications=[_decode(found[o]) for o in offsets], position=position)
+
+    async def remove_history(self, channel: str) -> None:
+        now = self._clock()
+        async with self._channel_lock(channel), self._session() as db:
+            self._streams.pop(channel, None)
+            doc = await db["streams"].find_one({"_id": channel}, {"pending": 0})
+            if doc is None:
+                return
+            top = int(doc["top"])
+            # Appends raise the floor with $max too, so a concurrent one cannot lower it again.
+            await db["streams"].update_one({"_id": channel}, {"$max": {"floor": top}})
+            await db["publications"].delete_many(
+                {"channel": channel, "offset": {"$lte": top}, "hold_until": {"$lte": now}}
+            )
 
     async def position(self, channel: str) -> StreamPosition:
         async with self._session() as db:

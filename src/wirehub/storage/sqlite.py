@@ -32,6 +32,7 @@ from wirehub.errors import StoreUnavailable
 from wirehub.storage.sqlite_users import ACCOUNTS_SCHEMA, SqliteUserStore
 from wirehub.types import (
     JSON,
+    Appended,
     ClientInfo,
     HistoryLimits,
     HistoryPage,
@@ -244,9 +245,9 @@ class SqliteStore:
 
     async def append(
         self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
-    ) -> list[Publication]:
+    ) -> Appended:
         if not pubs:
-            return []
+            return Appended([], (await self.position(channel)).epoch)
         batch = list(pubs)
         return await self._run(lambda: self._append(channel, batch, limits))
 
@@ -263,6 +264,9 @@ class SqliteStore:
     async def position(self, channel: str) -> StreamPosition:
         page = await self._run(lambda: self._read(channel, None, 0, False))
         return page.position
+
+    async def remove_history(self, channel: str) -> None:
+        await self._run(lambda: self._remove_history(channel))
 
     # ------------------------------------------------------------------ event loop side
 
@@ -321,7 +325,7 @@ class SqliteStore:
             raise sqlite3.ProgrammingError("connection is closed")
         return self._conn
 
-    def _append(self, channel: str, pubs: list[NewPublication], limits: HistoryLimits) -> list[Publication]:
+    def _append(self, channel: str, pubs: list[NewPublication], limits: HistoryLimits) -> Appended:
         conn = self._connection()
         now = self._clock()
         now_ms = int(now * 1000)
@@ -335,15 +339,14 @@ class SqliteStore:
         results: list[Publication | None] = [None] * len(pubs)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT top, floor FROM streams WHERE channel = ?", (channel,)).fetchone()
+            row = conn.execute(
+                "SELECT top, floor, epoch FROM streams WHERE channel = ?", (channel,)
+            ).fetchone()
             if row is None:
-                top, floor = 0, 0
-                conn.execute(
-                    "INSERT INTO streams (channel, top, epoch) VALUES (?, 0, ?)",
-                    (channel, _new_epoch()),
-                )
+                top, floor, epoch = 0, 0, _new_epoch()
+                conn.execute("INSERT INTO streams (channel, top, epoch) VALUES (?, 0, ?)", (channel, epoch))
             else:
-                top, floor = int(row[0]), int(row[1])
+                top, floor, epoch = int(row[0]), int(row[1]), str(row[2])
             # Inside the write transaction: no other appender can slip in between the lookup
             # and the insert, so a key is stored at most once per window.
             first_with_key: dict[str, int] = {}
@@ -398,7 +401,22 @@ class SqliteStore:
         for i, p in enumerate(pubs):
             if results[i] is None:
                 results[i] = results[first_with_key[p.idempotency_key]]
-        return [pub for pub in results if pub is not None]
+        return Appended([pub for pub in results if pub is not None], epoch)
+
+    def _remove_history(self, channel: str) -> None:
+        conn = self._connection()
+        now = self._clock()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("UPDATE streams SET floor = top WHERE channel = ?", (channel,))
+            # Rows inside their idempotency window stay (hidden by the floor), as after a trim:
+            # a retried publish must still find its original.
+            conn.execute("DELETE FROM publications WHERE channel = ? AND hold_until <= ?", (channel, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _read(self, channel: str, since: int | None, limit: int, reverse: bool) -> HistoryPage:
         conn = self._connection()
