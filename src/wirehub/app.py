@@ -306,9 +306,15 @@ async def serve(
 
 
 def load_app(spec: str) -> App:
-    """Import ``module:attr``; the attribute may be an ``App`` or a ``Router``."""
-    import importlib
+    """Import ``module:attr``; the attribute may be an ``App`` or a ``Router``.
 
+    The module is looked for in the current directory first, as uvicorn and gunicorn do.
+    """
+    import importlib
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module_name, _, attr = spec.partition(":")
     module = importlib.import_module(module_name)
     obj = getattr(module, attr or "app")

@@ -1,1 +1,1 @@
-"""Authentication: token verification and issuing (accounts come later)."""
+"""Authentication: token verification and issuing, passwords and the accounts service."""

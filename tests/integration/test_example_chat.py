@@ -1,0 +1,118 @@
+"""The chat example (``examples/chat``): handlers that keep messages in the app's own MongoDB.
+
+The example runs as a real ``wirehub serve --app`` process on its own configuration, with its
+collection on the MongoDB stand-in (or WIREHUB_TEST_MONGODB_URL); centrifuge-python clients post,
+edit and delete, and the test reads the collection with PyMongo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from centrifuge import ReplyError
+
+from tests.conftest import StartGateway
+from tests.gateway_process import GatewayProcess
+from tests.mongo_helpers import raw_client
+from tests.sdk import Clients, connect_subscribed, next_event
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chat"
+APP = "examples.chat.server:app"
+
+
+async def start_chat(start_gateway: StartGateway, mongo_url: str = "") -> GatewayProcess:
+    config = (EXAMPLE / "wirehub.toml").read_text(encoding="utf-8")
+    return await start_gateway(
+        config=config, app=APP, env={"CHAT_MONGODB_URL": mongo_url} if mongo_url else {}
+    )
+
+
+async def stored_messages(mongo_url: str) -> list[dict[str, Any]]:
+    client = raw_client(mongo_url)
+    try:
+        return await client.get_default_database()["messages"].find({}, {"_id": 0}).to_list()
+    finally:
+        await client.close()
+
+
+async def test_chat_stores_validated_messages_and_fans_them_out(
+    start_gateway: StartGateway, mongo_db: str
+) -> None:
+    """A message is trimmed, given an id, written to the app's collection and received by the room."""
+    gateway = await start_chat(start_gateway, mongo_db)
+    clients = Clients()
+    try:
+        _, alice_sub, _ = await connect_subscribed(clients, gateway, "alice", "chat:lobby")
+        _, _, bob_events = await connect_subscribed(clients, gateway, "bob", "chat:lobby")
+
+        await alice_sub.publish({"text": "  hello  "})
+
+        message = (await next_event(bob_events.publications)).pub.data
+        assert {k: message[k] for k in ("type", "user", "text")} == {
+            "type": "message",
+            "user": "alice",
+            "text": "hello",
+        }
+        [stored] = await stored_messages(mongo_db)
+        assert stored == {**message, "room": "chat:lobby"}
+        for bad in ({"text": ""}, {"text": "x" * 2001}, {"text": 5}, {"text": "hi", "extra": 1}, "hi"):
+            with pytest.raises(ReplyError) as refused:
+                await alice_sub.publish(bad)
+            assert refused.value.code == 107
+        assert len(await stored_messages(mongo_db)) == 1
+    finally:
+        await clients.close()
+
+
+async def test_chat_lets_only_the_author_edit_or_delete(start_gateway: StartGateway, mongo_db: str) -> None:
+    """Edit and delete change the collection and reach the room; anyone else gets 103."""
+    gateway = await start_chat(start_gateway, mongo_db)
+    clients = Clients()
+    try:
+        alice, alice_sub, _ = await connect_subscribed(clients, gateway, "alice", "chat:edits")
+        bob, _, bob_events = await connect_subscribed(clients, gateway, "bob", "chat:edits")
+        await alice_sub.publish({"text": "first draft"})
+        message_id = (await next_event(bob_events.publications)).pub.data["id"]
+
+        with pytest.raises(ReplyError) as refused:
+            await bob.rpc("chat:edit", {"channel": "chat:edits", "id": message_id, "text": "mine now"})
+        assert refused.value.code == 103
+        with pytest.raises(ReplyError) as missing:
+            await alice.rpc("chat:delete", {"channel": "chat:edits", "id": "no-such-id"})
+        assert missing.value.code == 104
+
+        await alice.rpc("chat:edit", {"channel": "chat:edits", "id": message_id, "text": "final"})
+        assert (await next_event(bob_events.publications)).pub.data == {
+            "type": "edit",
+            "id": message_id,
+            "text": "final",
+        }
+        [stored] = await stored_messages(mongo_db)
+        assert (stored["text"], stored["edited"]) == ("final", True)
+
+        await alice.rpc("chat:delete", {"channel": "chat:edits", "id": message_id})
+        assert (await next_event(bob_events.publications)).pub.data == {"type": "delete", "id": message_id}
+        assert await stored_messages(mongo_db) == []
+    finally:
+        await clients.close()
+
+
+async def test_chat_edits_by_history_when_no_database(start_gateway: StartGateway) -> None:
+    """Without CHAT_MONGODB_URL the author is looked up in the gateway's history."""
+    gateway = await start_chat(start_gateway)
+    clients = Clients()
+    try:
+        alice, alice_sub, _ = await connect_subscribed(clients, gateway, "alice", "chat:plain")
+        bob, _, bob_events = await connect_subscribed(clients, gateway, "bob", "chat:plain")
+        await alice_sub.publish({"text": "hello"})
+        message_id = (await next_event(bob_events.publications)).pub.data["id"]
+
+        with pytest.raises(ReplyError) as refused:
+            await bob.rpc("chat:delete", {"channel": "chat:plain", "id": message_id})
+        assert refused.value.code == 103
+        await alice.rpc("chat:delete", {"channel": "chat:plain", "id": message_id})
+        assert (await next_event(bob_events.publications)).pub.data == {"type": "delete", "id": message_id}
+    finally:
+        await clients.close()
