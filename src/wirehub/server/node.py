@@ -155,7 +155,6 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._presence_refresher
         await self.committer.close()
-        await self.outbound.close()
         await self.replicas.close()
         await self.hub.close()
         await self.broker.close()

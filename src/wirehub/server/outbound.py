@@ -2,15 +2,15 @@
 
 Publications to one channel are handed over one after another, in the order ``send`` was called,
 whatever else runs concurrently: with a pool of Redis connections, two ``publish`` calls in
-flight at once could otherwise reach Redis in either order. Channels do not wait for each
-other. One drain task runs per channel while that channel has publications queued, not one per
-publication.
+flight at once could otherwise reach Redis in either order. Each call waits only for the calls
+to the same channel that came before it and are still in flight; channels do not wait for each
+other, and a broker that publishes without yielding (the in-process one) is never waited for.
+No task is created per publication.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 from wirehub.broker.base import Broker
 from wirehub.types import BrokerMessage
@@ -21,42 +21,21 @@ __all__ = ["BrokerOutbound"]
 class BrokerOutbound:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._queues: dict[str, deque[tuple[BrokerMessage, asyncio.Future[None]]]] = {}
-        self._drains: set[asyncio.Task[None]] = set()
+        self._tails: dict[str, asyncio.Future[None]] = {}
+        """Per channel, the completion of the last publish handed over and not yet finished."""
 
-    def send(self, channel: str, message: BrokerMessage) -> asyncio.Future[None]:
-        """Queue ``message``; the future resolves once the broker has it (or fails as it failed)."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        queue = self._queues.get(channel)
-        if queue is None:
-            queue = self._queues[channel] = deque()
-            task = loop.create_task(self._drain(channel, queue))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
-        queue.append((message, done))
-        return done
-
-    async def _drain(self, channel: str, queue: deque[tuple[BrokerMessage, asyncio.Future[None]]]) -> None:
+    async def send(self, channel: str, message: BrokerMessage) -> None:
+        """Publish ``message`` after the earlier publishes to ``channel``; raises as the broker does."""
+        previous = self._tails.get(channel)
+        mine = asyncio.get_running_loop().create_future()
+        self._tails[channel] = mine
         try:
-            while queue:
-                message, done = queue[0]
-                try:
-                    await self._broker.publish(channel, message)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if not done.done():
-                        done.set_exception(exc)
-                else:
-                    if not done.done():
-                        done.set_result(None)
-                queue.popleft()
+            if previous is not None:
+                # Shielded: cancelling this publish must not cancel the one before it. It ends
+                # (successfully or not) before this one is handed over.
+                await asyncio.shield(previous)
+            await self._broker.publish(channel, message)
         finally:
-            del self._queues[channel]
-            for _, done in queue:  # only when cancelled (the node closes)
-                done.cancel()
-
-    async def close(self) -> None:
-        """Wait for what is queued to be handed over."""
-        await asyncio.gather(*self._drains, return_exceptions=True)
+            mine.set_result(None)
+            if self._tails.get(channel) is mine:
+                del self._tails[channel]
