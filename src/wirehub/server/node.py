@@ -31,9 +31,8 @@ from wirehub.channels.names import ChannelName, parse_channel
 from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
 from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
-from wirehub.server.commit import GroupCommitter
 from wirehub.server.hub import Hub
-from wirehub.server.outbound import BrokerOutbound
+from wirehub.server.pipeline import PublishPipeline, Published
 from wirehub.server.replicas import Replicas
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
@@ -118,8 +117,7 @@ class Node:
         self.state = state or State()
         """The app's own resources (``App.state``), which handlers reach as ``ctx.state``."""
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
-        self.committer = GroupCommitter(store)
-        self.outbound = BrokerOutbound(broker)
+        self.pipeline = PublishPipeline(store, broker, self.hub.on_message)
         self._clients: dict[str, LocalClient] = {}
         self._user_clients: dict[str, dict[str, LocalClient]] = {}
         """Authenticated connections by user id (anonymous ones are not indexed)."""
@@ -154,7 +152,7 @@ class Node:
             self._presence_refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._presence_refresher
-        await self.committer.close()
+        await self.pipeline.close()
         await self.replicas.close()
         await self.hub.close()
         await self.broker.close()
@@ -229,6 +227,37 @@ class Node:
             raise UnknownChannel()
         return name, options
 
+    def submit_publish(
+        self,
+        channel: str,
+        data: JSON,
+        *,
+        options: NamespaceOptions,
+        info: ClientInfo | None = None,
+        tags: Mapping[str, str] | None = None,
+        idempotency_key: str = "",
+        skip_history: bool = False,
+    ) -> asyncio.Future[Published]:
+        """Queue a publication without waiting; the future resolves once it is published.
+
+        The outcome is the publication and its stream's epoch ("" when it was not stored). For
+        a channel with history it is stored first (``skip_history`` fans out without storing).
+        Publications to one channel are stored and handed to the broker in the order they were
+        submitted (``PublishPipeline``). With an ``idempotency_key``, a retry within the store's
+        window returns (and fans out again, which hubs drop as a duplicate offset) the original.
+        """
+        limits = None
+        if options.history_enabled and not skip_history:
+            limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
+        new = NewPublication(
+            data=data,
+            info=info,
+            tags=tags or {},
+            time_ms=int(time.time() * 1000),
+            idempotency_key=idempotency_key if limits else "",
+        )
+        return self.pipeline.submit(channel, new, limits)
+
     async def publish(
         self,
         channel: str,
@@ -239,38 +268,18 @@ class Node:
         tags: Mapping[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
-    ) -> tuple[Publication, str]:
-        """Store (for channels with history) and fan out; return once the store has it.
-
-        Publications of one channel reach the broker in the order this node accepted them.
-
-        Returns the publication and its stream's epoch ("" when it was not stored). With an
-        ``idempotency_key``, a retry within the store's window returns (and fans out again,
-        which hubs drop as a duplicate offset) the original publication. ``skip_history``
-        fans out without storing, as in a channel without history.
-        """
-        now_ms = int(time.time() * 1000)
-        stored = options.history_enabled and not skip_history
-        epoch = ""
-        if stored:
-            limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
-            new = NewPublication(
-                data=data, info=info, tags=tags or {}, time_ms=now_ms, idempotency_key=idempotency_key
-            )
-            pub, epoch = await self.committer.append(channel, new, limits)
-        else:
-            pub = Publication(data=data, info=info, tags=tags or {}, time_ms=now_ms)
-        try:
-            await self.outbound.send(channel, pub)
-        except BrokerUnavailable:
-            if not stored:
-                raise  # nothing holds it: the publisher learns (100, temporary) and may retry
-            # The store has it, so it is acknowledged: this node's subscribers get it now, in
-            # offset order; other nodes fill the hole from the store (their broker reports a gap
-            # when it reconnects, and the channel's next publication reveals the hole anyway).
-            logger.warning("broker publish failed; delivered locally", extra={"channel": channel})
-            self.hub.on_message(channel, pub)
-        return pub, epoch
+    ) -> Published:
+        """``submit_publish`` and wait for the outcome (a caller that gives up leaves it queued)."""
+        done = self.submit_publish(
+            channel,
+            data,
+            options=options,
+            info=info,
+            tags=tags,
+            idempotency_key=idempotency_key,
+            skip_history=skip_history,
+        )
+        return await asyncio.shield(done)
 
     async def history(
         self,

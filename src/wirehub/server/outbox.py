@@ -1,0 +1,269 @@
+"""Per-connection outgoing bytes: written where a bare server writes, queued only behind a full socket.
+
+Everything a connection sends (replies, pushes, pings) is already encoded to UTF-8 bytes; a
+publication is encoded once for all its subscribers and every outbox receives the same bytes
+object. ``Outbox.offer`` only appends to the connection's queue and marks the connection
+pending with the node's ``FlushScheduler``, which once per event-loop turn (one ``call_soon``
+for all connections, not one per connection) writes every pending queue whose socket takes
+data: what queued up during the turn goes out as one WebSocket frame (newline-batched, up to
+about ``MAX_FRAME_BYTES``), synchronously, as ``websockets.broadcast()`` does. No task wakes for
+a connection whose socket is writable.
+
+Only a connection whose socket is backed up (its transport paused writing) gets a task: one
+drain waiter that writes the queue once the socket takes data again.
+
+A client is slow when its backlog (queued bytes plus what the transport still buffers) stays
+above ``limit_bytes`` for ``slow_after_s``, or grows past ``hard_limit_bytes`` at any time: the
+outbox then calls ``on_slow`` (the connection closes with 3008). One large reply to a client
+that reads does not make it slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["MAX_FRAME_BYTES", "FlushScheduler", "Outbox", "Sink"]
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+"""Queued messages are joined into frames of about this size, so no client sees huge frames."""
+
+
+class Sink(Protocol):
+    """Where an outbox writes: one WebSocket connection's text frames."""
+
+    def writable(self) -> bool:
+        """Open, and its transport takes data without pausing."""
+        ...
+
+    def open(self) -> bool:
+        """Still open for sending (not closing or closed)."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as one text frame, synchronously (the transport buffers what it must)."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but still in the transport's buffer."""
+        ...
+
+    async def drain(self) -> None:
+        """Return once the transport takes data again (or the connection is gone)."""
+        ...
+
+
+class FlushScheduler:
+    """Writes every pending outbox once per event-loop turn: one callback for all of them."""
+
+    __slots__ = ("_loop", "_pending", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+        self._pending: list[Outbox] = []
+        self._scheduled = False
+
+    def mark(self, outbox: Outbox) -> None:
+        self._pending.append(outbox)
+        if not self._scheduled:
+            self._scheduled = True
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self._scheduled = False
+        for outbox in pending:
+            try:
+                outbox.flush()
+            except Exception:
+                logger.exception("outbox flush failed")
+
+
+class Outbox:
+    """One connection's queue of encoded messages; see the module docstring."""
+
+    __slots__ = (
+        "_closed",
+        "_drainer",
+        "_frames",
+        "_held",
+        "_pending",
+        "_queued",
+        "_scheduler",
+        "_sink",
+        "_slow_timer",
+        "hard_limit_bytes",
+        "limit_bytes",
+        "on_slow",
+        "slow_after_s",
+    )
+
+    def __init__(
+        self,
+        sink: Sink,
+        scheduler: FlushScheduler,
+        *,
+        limit_bytes: int,
+        slow_after_s: float,
+        hard_limit_bytes: int,
+        on_slow: Callable[[int], None],
+    ) -> None:
+        self._sink = sink
+        self._scheduler = scheduler
+        self._frames: deque[bytes] = deque()
+        self._queued = 0
+        """Bytes in ``_frames``."""
+        self._pending = False
+        self._held: list[bytes] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._slow_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.limit_bytes = limit_bytes
+        self.slow_after_s = slow_after_s
+        self.hard_limit_bytes = hard_limit_bytes
+        self.on_slow = on_slow
+        """Called with the backlog in bytes when the client turned out too slow."""
+
+    # ------------------------------------------------------------------ in
+
+    def offer(self, frame: bytes) -> None:
+        """Queue ``frame`` to be written this event-loop turn; never blocks, never awaits."""
+        if self._closed:
+            return
+        if self._held is not None:
+            self._held.append(frame)
+            return
+        self._frames.append(frame)
+        self._queued += len(frame)
+        if not self._pending:
+            self._pending = True
+            self._scheduler.mark(self)
+        if self._queued > self.limit_bytes:
+            self._check_backlog()
+
+    def hold(self) -> None:
+        """Keep what is offered from now on aside until ``release`` (or ``drop_held``)."""
+        self._held = []
+
+    def release(self) -> None:
+        """Queue what was held, after whatever was offered before ``hold``."""
+        held, self._held = self._held, None
+        for frame in held or ():
+            self.offer(frame)
+
+    def drop_held(self) -> None:
+        if self._held is not None:
+            self._held = []
+
+    @property
+    def backlog(self) -> int:
+        """Bytes not yet handed to the kernel: queued here plus buffered in the transport."""
+        return self._queued + self._sink.buffered()
+
+    @property
+    def empty(self) -> bool:
+        return not self._frames and self._sink.buffered() == 0
+
+    # ------------------------------------------------------------------ out
+
+    def flush(self) -> None:
+        """Write the queue now if the socket takes data; otherwise leave it to the drain waiter."""
+        self._pending = False
+        if not self._frames or self._drainer is not None:
+            return
+        if not self._sink.open():
+            self._discard()
+        elif not self._write_while_writable():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def _write_while_writable(self) -> bool:
+        """Write queued frames while the socket takes them; True once the queue is empty."""
+        frames, sink = self._frames, self._sink
+        while frames and sink.writable():
+            if len(frames) == 1 or len(frames[0]) >= MAX_FRAME_BYTES:
+                frame = frames.popleft()  # the very bytes object offered, joined with nothing
+                self._queued -= len(frame)
+                sink.write(frame)
+                continue
+            batch: list[bytes] = []
+            size = 0
+            while frames and size < MAX_FRAME_BYTES:
+                frame = frames.popleft()
+                batch.append(frame)
+                size += len(frame)
+            self._queued -= size
+            sink.write(b"\n".join(batch))
+        self._check_backlog()
+        return not frames
+
+    async def _drain(self) -> None:
+        """The one task of a backed-up connection: write the queue whenever the socket takes data."""
+        try:
+            while self._frames:
+                await self._sink.drain()
+                if not self._sink.open():
+                    self._discard()
+                    return
+                self._write_while_writable()
+        finally:
+            self._drainer = None
+
+    # ------------------------------------------------------------------ slow clients
+
+    def _check_backlog(self) -> None:
+        backlog = self.backlog
+        if backlog <= self.limit_bytes:
+            if self._slow_timer is not None:
+                self._slow_timer.cancel()
+                self._slow_timer = None
+            return
+        if backlog > self.hard_limit_bytes:
+            self._slow(backlog)
+        elif self._slow_timer is None:
+            self._slow_timer = asyncio.get_running_loop().call_later(self.slow_after_s, self._slow_deadline)
+
+    def _slow_deadline(self) -> None:
+        self._slow_timer = None
+        backlog = self.backlog
+        if backlog > self.limit_bytes:
+            self._slow(backlog)
+
+    def _slow(self, backlog: int) -> None:
+        if not self._closed:
+            self.on_slow(backlog)
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, *, discard: bool) -> None:
+        """Take nothing more; with ``discard``, also drop what is queued (a slow client's).
+
+        Without ``discard`` what is queued is still written; ``flushed`` says when.
+        """
+        if discard:
+            self._discard()
+        self._closed = True
+        self._held = None
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
+
+    def _discard(self) -> None:
+        self._frames.clear()
+        self._queued = 0
+        if self._drainer is not None and self._drainer is not asyncio.current_task():
+            self._drainer.cancel()
+
+    async def flushed(self) -> None:
+        """Return once every queued frame was handed to the transport, or the socket is gone."""
+        while self._frames and self._sink.open():
+            if self._drainer is not None:
+                await asyncio.shield(self._drainer)
+            elif not self._write_while_writable():
+                await self._sink.drain()

@@ -1,0 +1,146 @@
+"""A node's publications, per channel, in the order they were submitted: store, then broker.
+
+``submit`` never awaits: it queues the publication on its channel and returns a future that
+resolves, with the publication and its stream's epoch, once the broker has it (or, when the
+broker failed, once this node's subscribers have it: see below). While one channel's
+publications are being stored or published, further ones queue up behind them; when the store
+is free again, everything queued for a channel with history goes to the store as one batch (group
+commit), so a burst pays one store round trip, whether it comes from many publishers or from one
+connection's pipelined publishes. Then each publication is handed to the broker in offset order.
+One task runs per channel while that channel has work, not one per publication.
+
+A publication the store has is acknowledged even if the broker then fails: this node's
+subscribers get it at once (in offset order) and other nodes fill the hole from the store, as
+they do after any broker outage. A publication without history that the broker did not take
+fails with ``BrokerUnavailable`` (100, temporary): nothing holds it, the publisher may retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wirehub.broker.base import Broker
+from wirehub.errors import BrokerUnavailable
+from wirehub.storage.base import MessageStore
+from wirehub.types import BrokerMessage, HistoryLimits, NewPublication, Publication
+
+__all__ = ["MAX_BATCH", "PublishPipeline"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+"""Publications of one channel stored in one round trip, at most."""
+
+Published = tuple[Publication, str]
+"""A publication with its offset, and its stream's epoch ("" when it was not stored)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    pub: NewPublication
+    limits: HistoryLimits | None
+    """Retention when the publication is stored; None when it is only fanned out."""
+    done: asyncio.Future[Published]
+
+
+class PublishPipeline:
+    def __init__(
+        self, store: MessageStore, broker: Broker, deliver_locally: Callable[[str, BrokerMessage], None]
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self._deliver_locally = deliver_locally
+        """How a stored publication reaches this node's subscribers when the broker failed."""
+        self._queues: dict[str, deque[_Pending]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(
+        self, channel: str, pub: NewPublication, limits: HistoryLimits | None
+    ) -> asyncio.Future[Published]:
+        """Queue ``pub`` behind the channel's earlier publications; store it if ``limits`` is given."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(pub, limits, loop.create_future())
+        queue = self._queues.get(channel)
+        if queue is None:
+            queue = self._queues[channel] = deque()
+            task = loop.create_task(self._run(channel, queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        queue.append(pending)
+        # A caller that stopped waiting (a connection that closed) never reads the outcome.
+        pending.done.add_done_callback(_observe)
+        return pending.done
+
+    async def publish(self, channel: str, pub: NewPublication, limits: HistoryLimits | None) -> Published:
+        # Shielded: a publisher that stops waiting does not take the publication out of the line.
+        return await asyncio.shield(self.submit(channel, pub, limits))
+
+    async def close(self) -> None:
+        """Wait for what is queued to be stored and handed over."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self, channel: str, queue: deque[_Pending]) -> None:
+        try:
+            while queue:
+                batch = _next_batch(queue)
+                if batch[0].limits is None:
+                    for pending in batch:
+                        await self._fan_out(channel, pending, _unstored(pending.pub), "")
+                    continue
+                try:
+                    appended = await self._store.append(
+                        channel, [p.pub for p in batch], limits=batch[0].limits
+                    )
+                except Exception as exc:
+                    for pending in batch:
+                        _fail(pending, exc)
+                    continue
+                for pending, pub in zip(batch, appended.publications, strict=True):
+                    await self._fan_out(channel, pending, pub, appended.epoch)
+        finally:
+            del self._queues[channel]
+            for pending in queue:  # only when cancelled (the node closes)
+                pending.done.cancel()
+
+    async def _fan_out(self, channel: str, pending: _Pending, pub: Publication, epoch: str) -> None:
+        try:
+            await self._broker.publish(channel, pub)
+        except BrokerUnavailable as exc:
+            if not epoch:
+                _fail(pending, exc)  # nothing holds it: the publisher learns and may retry
+                return
+            logger.warning("broker publish failed; delivered locally", extra={"channel": channel})
+            self._deliver_locally(channel, pub)
+        except Exception as exc:
+            logger.exception("broker publish failed", extra={"channel": channel})
+            _fail(pending, exc)
+            return
+        if not pending.done.done():
+            pending.done.set_result((pub, epoch))
+
+
+def _next_batch(queue: deque[_Pending]) -> list[_Pending]:
+    """The queue's head, with what follows it of the same kind (stored alike, or not stored)."""
+    first = queue.popleft()
+    batch = [first]
+    while queue and len(batch) < MAX_BATCH and queue[0].limits == first.limits:
+        batch.append(queue.popleft())
+    return batch
+
+
+def _unstored(pub: NewPublication) -> Publication:
+    return Publication(data=pub.data, info=pub.info, tags=pub.tags, time_ms=pub.time_ms)
+
+
+def _observe(done: asyncio.Future[Published]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
+def _fail(pending: _Pending, exc: Exception) -> None:
+    if not pending.done.done():
+        pending.done.set_exception(exc)

@@ -1,0 +1,160 @@
+"""Unit tests for ``wirehub.server.pipeline``: per-channel order, group commit, broker failures.
+
+The store is the real SQLite store (counting its round trips); the broker records what it is
+handed and can be made to fail or to hold a publish until the test lets it go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from wirehub.errors import BrokerUnavailable, StoreUnavailable
+from wirehub.server.pipeline import PublishPipeline
+from wirehub.storage.sqlite import SqliteStore
+from wirehub.types import Appended, BrokerMessage, ControlMessage, HistoryLimits, NewPublication, Publication
+
+LIMITS = HistoryLimits(size=1000, ttl_s=3600)
+
+
+class CountingStore(SqliteStore):
+    """A real SQLite store that counts its append round trips."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.batches: list[int] = []
+
+    async def append(
+        self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
+    ) -> Appended:
+        self.batches.append(len(pubs))
+        return await super().append(channel, pubs, limits=limits)
+
+
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Publication]] = []
+        self.down = False
+        self.gate: asyncio.Event | None = None
+
+    async def publish(self, channel: str, message: BrokerMessage) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.down:
+            raise BrokerUnavailable()
+        assert isinstance(message, Publication)
+        self.published.append((channel, message))
+
+    async def publish_control(self, message: ControlMessage) -> None: ...
+
+    async def start(self, listener: object) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def subscribe(self, channel: str) -> None: ...
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[CountingStore]:
+    store = CountingStore()
+    await store.start()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def broker() -> RecordingBroker:
+    return RecordingBroker()
+
+
+@pytest.fixture
+def local() -> list[tuple[str, BrokerMessage]]:
+    return []
+
+
+@pytest.fixture
+def pipeline(
+    store: CountingStore, broker: RecordingBroker, local: list[tuple[str, BrokerMessage]]
+) -> PublishPipeline:
+    return PublishPipeline(store, broker, lambda channel, message: local.append((channel, message)))
+
+
+async def test_concurrent_publishes_share_store_round_trips_in_submit_order(
+    pipeline: PublishPipeline, store: CountingStore, broker: RecordingBroker
+) -> None:
+    """Fifty publications submitted at once: far fewer appends, offsets and broker order as submitted."""
+    results = await asyncio.gather(
+        *(pipeline.submit("chat:a", NewPublication({"n": i}), LIMITS) for i in range(50))
+    )
+
+    assert [pub.offset for pub, _ in results] == list(range(1, 51))
+    assert [pub.data for pub, _ in results] == [{"n": i} for i in range(50)]
+    assert len({epoch for _, epoch in results}) == 1
+    assert sum(store.batches) == 50
+    assert len(store.batches) < 50
+    assert [pub.offset for _, pub in broker.published] == list(range(1, 51))
+
+
+async def test_channels_are_stored_and_numbered_apart(pipeline: PublishPipeline) -> None:
+    """Publications of different channels get offsets of their own."""
+    (a, _), (b, _) = await asyncio.gather(
+        pipeline.submit("chat:a", NewPublication("x"), LIMITS),
+        pipeline.submit("chat:b", NewPublication("y"), LIMITS),
+    )
+    assert (a.offset, b.offset) == (1, 1)
+
+
+async def test_unstored_publications_keep_their_order_behind_stored_ones(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """Stored and unstored publications of one channel reach the broker in submit order."""
+    futures = [
+        pipeline.submit("c", NewPublication(1), LIMITS),
+        pipeline.submit("c", NewPublication(2), None),
+        pipeline.submit("c", NewPublication(3), LIMITS),
+    ]
+    results = await asyncio.gather(*futures)
+    assert [pub.data for _, pub in broker.published] == [1, 2, 3]
+    assert [(pub.offset, epoch != "") for pub, epoch in results] == [(1, True), (0, False), (2, True)]
+
+
+async def test_store_failure_fails_every_publication_of_the_batch(
+    pipeline: PublishPipeline, store: CountingStore, broker: RecordingBroker
+) -> None:
+    """When the store fails, every waiting publisher gets the error and nothing reaches the broker."""
+    await store.close()
+    results = await asyncio.gather(
+        *(pipeline.submit("c", NewPublication(i), LIMITS) for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert broker.published == []
+
+
+async def test_broker_failure_delivers_stored_publications_locally_and_fails_unstored_ones(
+    pipeline: PublishPipeline, broker: RecordingBroker, local: list[tuple[str, BrokerMessage]]
+) -> None:
+    """A stored publication is acknowledged and delivered here; an unstored one fails with 100."""
+    broker.down = True
+    stored, _ = await pipeline.submit("c", NewPublication("kept"), LIMITS)
+    with pytest.raises(BrokerUnavailable):
+        await pipeline.submit("c", NewPublication("lost"), None)
+    assert stored.offset == 1
+    assert local == [("c", stored)]
+
+
+async def test_a_publisher_that_stops_waiting_leaves_its_publication_in_line(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """Cancelling ``publish`` does not take the publication out: it is still published, in order."""
+    broker.gate = asyncio.Event()
+    first = asyncio.create_task(pipeline.publish("c", NewPublication(1), LIMITS))
+    await asyncio.sleep(0)  # the task submits its publication
+    second = pipeline.submit("c", NewPublication(2), LIMITS)
+    first.cancel()
+    broker.gate.set()
+    await second
+    assert [pub.data for _, pub in broker.published] == [1, 2]
