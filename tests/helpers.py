@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +38,44 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class ManualClock:
+    """An event loop's clock for ``Deadlines``: it moves only when the test says so (``advance``)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.scheduled: list[tuple[float, Callable[[], object], list[bool]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> ManualHandle:
+        handle = ManualHandle()
+        self.scheduled.append((when, callback, handle.cancelled))
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        while True:
+            due = [entry for entry in self.scheduled if entry[0] <= self.now and not entry[2][0]]
+            if not due:
+                return
+            entry = min(due, key=lambda e: e[0])
+            self.scheduled.remove(entry)
+            entry[1]()
+
+    @property
+    def live(self) -> int:
+        return sum(1 for _, _, cancelled in self.scheduled if not cancelled[0])
+
+
+class ManualHandle:
+    def __init__(self) -> None:
+        self.cancelled = [False]
+
+    def cancel(self) -> None:
+        self.cancelled[0] = True
 
 
 @contextlib.asynccontextmanager

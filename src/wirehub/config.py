@@ -82,6 +82,9 @@ class ClientSettings:
     history_max_publication_limit: int = 300
     recovery_max_publication_limit: int = 300
     write_queue_max_bytes: int = 1_048_576
+    # A client whose backlog (queued plus in the socket's buffer) stays above write_queue_max_bytes
+    # this long, or grows past four times it, is closed with 3008 (slow); it recovers by offset.
+    slow_client_timeout_s: float = 2.0
     allow_anonymous_connect_without_token: bool = False
     # How long after its expiry an unrefreshed connection is closed with 3005 (Centrifugo: 25 s).
     expired_close_delay_s: float = 25.0
@@ -326,6 +329,7 @@ def validate(settings: Settings) -> list[str]:
         "history_max_publication_limit",
         "recovery_max_publication_limit",
         "write_queue_max_bytes",
+        "slow_client_timeout_s",
     ):
         if getattr(c, key) <= 0:
             problems.append(f"client.{key}: must be positive")

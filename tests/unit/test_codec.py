@@ -184,7 +184,7 @@ def test_decode_frame_accepts_only_strings_that_can_be_sent_when_lone_surrogate(
         return
     request = commands[0].request
     assert isinstance(request, PublishRequest)
-    encode_push("c", "pub", {"data": request.data}).encode("utf-8")
+    encode_push("c", "pub", {"data": request.data}).decode("utf-8")
 
 
 def test_decode_frame_keeps_valid_surrogate_pairs() -> None:
@@ -199,8 +199,8 @@ def test_decode_frame_keeps_valid_surrogate_pairs() -> None:
 def test_encode_escapes_newlines_in_payload_strings() -> None:
     """A payload string with newlines still encodes to a single line (PROTOCOL.md §2)."""
     frame = encode_push("c", "pub", {"data": {"text": "line1\nline2\r\n", "k\ney": ["\n"]}})
-    assert "\n" not in frame
-    assert "\r" not in frame
+    assert b"\n" not in frame
+    assert b"\r" not in frame
     assert json.loads(frame) == {
         "push": {"channel": "c", "pub": {"data": {"text": "line1\nline2\r\n", "k\ney": ["\n"]}}}
     }
@@ -208,43 +208,43 @@ def test_encode_escapes_newlines_in_payload_strings() -> None:
 
 def test_encode_is_compact() -> None:
     """Encoded objects use no insignificant whitespace."""
-    assert encode({"a": [1, 2], "b": {"c": None}}) == '{"a":[1,2],"b":{"c":null}}'
+    assert encode({"a": [1, 2], "b": {"c": None}}) == b'{"a":[1,2],"b":{"c":null}}'
 
 
 def test_encode_keeps_non_ascii_characters() -> None:
     """Non-ASCII text is written as UTF-8 characters, not escapes."""
-    assert encode({"t": "héllo ✓"}) == '{"t":"héllo ✓"}'
+    assert encode({"t": "héllo ✓"}) == '{"t":"héllo ✓"}'.encode()
 
 
 def test_ping_is_bare_object() -> None:
     """A server ping is the bare ``{}`` (PROTOCOL.md §6)."""
-    assert PING == "{}"
+    assert PING == b"{}"
 
 
 def test_encode_reply_puts_result_under_method_key() -> None:
     """A reply echoes the id and carries the result under the method's key."""
     result: WireDict = {"client": "abc", "version": "0.1.0", "ping": 25, "pong": True}
     assert encode_reply(1, "connect", result) == (
-        '{"id":1,"connect":{"client":"abc","version":"0.1.0","ping":25,"pong":true}}'
+        b'{"id":1,"connect":{"client":"abc","version":"0.1.0","ping":25,"pong":true}}'
     )
 
 
 def test_encode_reply_sends_empty_result_as_empty_object() -> None:
     """An empty result is still sent as ``{}`` (PROTOCOL.md §3)."""
-    assert encode_reply(3, "publish", {}) == '{"id":3,"publish":{}}'
+    assert encode_reply(3, "publish", {}) == b'{"id":3,"publish":{}}'
 
 
 def test_encode_error_omits_temporary_when_false() -> None:
     """A permanent error carries only code and message."""
     assert encode_error(5, ErrorReply(103, "permission denied")) == (
-        '{"id":5,"error":{"code":103,"message":"permission denied"}}'
+        b'{"id":5,"error":{"code":103,"message":"permission denied"}}'
     )
 
 
 def test_encode_error_sets_temporary_when_true() -> None:
     """A temporary error carries ``"temporary":true``."""
     assert encode_error(6, ErrorReply(100, "internal server error", temporary=True)) == (
-        '{"id":6,"error":{"code":100,"message":"internal server error","temporary":true}}'
+        b'{"id":6,"error":{"code":100,"message":"internal server error","temporary":true}}'
     )
 
 
@@ -276,7 +276,7 @@ def test_encode_error_sets_temporary_when_true() -> None:
 )
 def test_encode_push_nests_body_under_kind(kind: str, body: dict[str, Any], expected: str) -> None:
     """A push is ``{"push":{"channel":…,"<kind>":{…}}}`` without an id (PROTOCOL.md §5)."""
-    assert encode_push("chat:1", kind, body) == expected
+    assert encode_push("chat:1", kind, body) == expected.encode()
 
 
 # --------------------------------------------------------------------------- properties
@@ -380,5 +380,5 @@ def test_decode_frame_returns_one_command_per_line_or_bad_request_for_command_li
 def test_encode_emits_one_line_that_round_trips_for_any_json_value(value: Any) -> None:
     """Any JSON value encodes to a newline-free line that decodes back to an equal value."""
     line = encode(value)
-    assert "\n" not in line
+    assert b"\n" not in line
     assert json.loads(line) == value

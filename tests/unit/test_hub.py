@@ -42,7 +42,7 @@ LONG_REORDER_S = 60.0
 """Far beyond any test: only the broker can fill a hole."""
 SHORT_REORDER_S = 0.001
 """Next to nothing: a hole is filled from the store almost at once."""
-REPLY = '{"id":1,"subscribe":{}}'
+REPLY = b'{"id":1,"subscribe":{}}'
 """What ``on_joined`` queues, standing in for the subscribe reply."""
 
 Hook = Callable[[], Awaitable[None]]
@@ -116,11 +116,11 @@ class FakeSubscriber:
     """A local connection as the hub sees it: collects frames and continuity losses."""
 
     def __init__(self) -> None:
-        self.frames: list[str] = []
+        self.frames: list[bytes] = []
         self.lost: list[str] = []
         self._changed = asyncio.Event()
 
-    def deliver(self, frame: str) -> None:
+    def deliver(self, frame: bytes) -> None:
         self.frames.append(frame)
         self._changed.set()
 
@@ -509,7 +509,7 @@ async def test_hub_runs_on_joined_before_any_publication_reaches_subscriber(
 
     store.after_read = publish_meanwhile
     subscriber = FakeSubscriber()
-    frames_at_join: list[list[str]] = []
+    frames_at_join: list[list[bytes]] = []
 
     def on_joined(result: Joined) -> bool:
         frames_at_join.append(list(subscriber.frames))

@@ -1,6 +1,7 @@
-"""JSON codec: newline-batched frames in, compact single-line JSON out (PROTOCOL.md §2).
+"""JSON codec: newline-batched frames in, compact single-line UTF-8 JSON out (docs/protocol.md).
 
-``json.dumps`` escapes newlines inside strings, so an encoded object is always one line and
+Everything sent is encoded to bytes here, once: a publication's push is encoded once for all its
+subscribers. JSON escapes newlines inside strings, so an encoded object is always one line and
 objects can be joined with ``\\n`` into one frame.
 """
 
@@ -15,7 +16,7 @@ from wirehub.errors import DisconnectBadRequest, ErrorReply
 from wirehub.protocol.frames import Command, parse_command
 from wirehub.types import JSON, WireDict
 
-PING = "{}"
+PING = b"{}"
 
 MAX_JSON_DEPTH = 64
 """Deeper values are refused: the server must be able to re-encode whatever it accepted."""
@@ -25,9 +26,9 @@ _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def encode(obj: Any) -> str:
-    """One JSON object as one line."""
-    return _encoder.encode(obj)
+def encode(obj: Any) -> bytes:
+    """One JSON object as one line of UTF-8."""
+    return _encoder.encode(obj).encode()
 
 
 def decode_frame(frame: str | bytes) -> list[Command]:
@@ -103,16 +104,16 @@ def _check_text(text: str) -> None:
         raise DisconnectBadRequest("lone surrogate in a string") from None
 
 
-def encode_reply(cmd_id: int, method: str, result: WireDict) -> str:
+def encode_reply(cmd_id: int, method: str, result: WireDict) -> bytes:
     return encode({"id": cmd_id, method: result})
 
 
-def encode_error(cmd_id: int, error: ErrorReply) -> str:
+def encode_error(cmd_id: int, error: ErrorReply) -> bytes:
     body: WireDict = {"code": error.code, "message": error.message}
     if error.temporary:
         body["temporary"] = True
     return encode({"id": cmd_id, "error": body})
 
 
-def encode_push(channel: str, kind: str, body: JSON) -> str:
+def encode_push(channel: str, kind: str, body: JSON) -> bytes:
     return encode({"push": {"channel": channel, kind: body}})

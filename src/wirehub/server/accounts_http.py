@@ -27,6 +27,7 @@ from aiohttp import web
 
 from wirehub.auth.accounts import Accounts, Session
 from wirehub.channels.context import Context
+from wirehub.channels.policy import subscribe_granted
 from wirehub.errors import (
     AccountError,
     AccountsUnavailable,
@@ -135,17 +136,12 @@ class AccountRoutes:
             raise UnknownNamespace("unknown channel namespace") from None
         except RequestError as exc:
             raise PolicyViolation(exc.message) from None
-        if name.allowed_users is not None:
-            # As over the socket: a ``#`` list is a rule no handler loosens.
-            if not options.allow_user_limited_channels or claims_user not in name.allowed_users:
-                raise SubscriptionRefused()
-            granted = True
-        elif name.private:
-            granted = False  # the handler decides; the default one refuses
-        else:
-            granted = options.allow_subscribe_for_client and (
-                bool(claims_user) or options.allow_subscribe_for_anonymous
-            )
+        try:
+            # As over the socket; a ``$`` channel is not granted: the handler decides (the
+            # default one refuses).
+            granted = subscribe_granted(name, options, claims_user, token=False)
+        except Forbidden:
+            raise SubscriptionRefused() from None
         ctx = Context(
             user=User(id=claims_user, info=claims_info, meta=claims_meta),
             client="",
@@ -153,6 +149,8 @@ class AccountRoutes:
             options=options,
             granted=granted,
             data=body.get("data"),
+            api=self.node.server,
+            state=self.node.state,
         )
         handler = self.node.router.handler_for(name.namespace)
         try:

@@ -1,8 +1,8 @@
 """The node's local index of subscriptions and its fan-out: ordered, encode-once delivery.
 
 One broker subscription per channel per node, refcounted by local subscribers. Each
-publication is encoded once and the same string is queued on every subscriber, with no
-``await`` per subscriber.
+publication is encoded once, to bytes, and the same bytes object is offered to every
+subscriber, with no ``await`` and no allocation per subscriber.
 
 For channels with history, the hub delivers publications in offset order without gaps or
 duplicates. Per channel (not per subscriber) it keeps ``top``, the last offset delivered here;
@@ -37,8 +37,8 @@ RECOVERY_READ_ATTEMPTS = 3
 class Subscriber(Protocol):
     """A local connection as the hub sees it."""
 
-    def deliver(self, frame: str) -> None:
-        """Queue an encoded frame for writing. Must not block or await."""
+    def deliver(self, frame: bytes) -> None:
+        """Queue encoded bytes for writing. Must not block, await, or change the hub's sets."""
         ...
 
     def lost_continuity(self, channel: str) -> None:
@@ -313,9 +313,10 @@ class Hub:
         self._fan_out(state.subscribers, encode_push(channel, "pub", pub.to_wire()))
 
     @staticmethod
-    def _fan_out(subscribers: set[Subscriber], frame: str) -> None:
-        # Copy: a slow subscriber's deliver() may disconnect it, which edits the set.
-        for subscriber in tuple(subscribers):
+    def _fan_out(subscribers: set[Subscriber], frame: bytes) -> None:
+        # No copy of the set: deliver() never changes it (a subscriber that disconnects leaves
+        # the hub later, from its own task).
+        for subscriber in subscribers:
             subscriber.deliver(frame)
 
     def _schedule_repair(self, channel: str, state: _Channel, *, delay: float) -> None:

@@ -32,7 +32,8 @@ from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
 from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
 from wirehub.server.hub import Hub
-from wirehub.server.pipeline import PublishPipeline, Published
+from wirehub.server.outbox import FlushScheduler
+from wirehub.server.pipeline import Published, PublishPipeline
 from wirehub.server.replicas import Replicas
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
@@ -49,7 +50,6 @@ from wirehub.types import (
     NodeAlive,
     NodeGone,
     PresenceStats,
-    Publication,
     RefreshUser,
     SubscribeUser,
     Survey,
@@ -118,6 +118,8 @@ class Node:
         """The app's own resources (``App.state``), which handlers reach as ``ctx.state``."""
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
         self.pipeline = PublishPipeline(store, broker, self.hub.on_message)
+        self.flusher = FlushScheduler()
+        """Writes every connection's pending output once per event-loop turn."""
         self._clients: dict[str, LocalClient] = {}
         self._user_clients: dict[str, dict[str, LocalClient]] = {}
         """Authenticated connections by user id (anonymous ones are not indexed)."""

@@ -26,12 +26,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from wirehub.server.deadlines import Deadlines
+
 __all__ = ["MAX_FRAME_BYTES", "FlushScheduler", "Outbox", "Sink"]
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 """Queued messages are joined into frames of about this size, so no client sees huge frames."""
+
+SLOW = "slow"
+"""The outbox's deadline among the connection's: the backlog has been over the limit since."""
 
 
 class Sink(Protocol):
@@ -97,8 +102,8 @@ class Outbox:
         "_pending",
         "_queued",
         "_scheduler",
+        "_deadlines",
         "_sink",
-        "_slow_timer",
         "hard_limit_bytes",
         "limit_bytes",
         "on_slow",
@@ -109,6 +114,7 @@ class Outbox:
         self,
         sink: Sink,
         scheduler: FlushScheduler,
+        deadlines: Deadlines,
         *,
         limit_bytes: int,
         slow_after_s: float,
@@ -117,13 +123,14 @@ class Outbox:
     ) -> None:
         self._sink = sink
         self._scheduler = scheduler
+        self._deadlines = deadlines
+        """The connection's deadlines: the slow-client one is among them."""
         self._frames: deque[bytes] = deque()
         self._queued = 0
         """Bytes in ``_frames``."""
         self._pending = False
         self._held: list[bytes] | None = None
         self._drainer: asyncio.Task[None] | None = None
-        self._slow_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self.limit_bytes = limit_bytes
         self.slow_after_s = slow_after_s
@@ -220,17 +227,14 @@ class Outbox:
     def _check_backlog(self) -> None:
         backlog = self.backlog
         if backlog <= self.limit_bytes:
-            if self._slow_timer is not None:
-                self._slow_timer.cancel()
-                self._slow_timer = None
-            return
-        if backlog > self.hard_limit_bytes:
+            if SLOW in self._deadlines:
+                self._deadlines.cancel(SLOW)
+        elif backlog > self.hard_limit_bytes:
             self._slow(backlog)
-        elif self._slow_timer is None:
-            self._slow_timer = asyncio.get_running_loop().call_later(self.slow_after_s, self._slow_deadline)
+        elif SLOW not in self._deadlines:
+            self._deadlines.set(SLOW, self.slow_after_s, self._slow_deadline)
 
     def _slow_deadline(self) -> None:
-        self._slow_timer = None
         backlog = self.backlog
         if backlog > self.limit_bytes:
             self._slow(backlog)
@@ -250,9 +254,7 @@ class Outbox:
             self._discard()
         self._closed = True
         self._held = None
-        if self._slow_timer is not None:
-            self._slow_timer.cancel()
-            self._slow_timer = None
+        self._deadlines.cancel(SLOW)
 
     def _discard(self) -> None:
         self._frames.clear()
@@ -264,6 +266,6 @@ class Outbox:
         """Return once every queued frame was handed to the transport, or the socket is gone."""
         while self._frames and self._sink.open():
             if self._drainer is not None:
-                await asyncio.shield(self._drainer)
+                await asyncio.wait([self._drainer])
             elif not self._write_while_writable():
                 await self._sink.drain()

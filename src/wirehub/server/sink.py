@@ -1,0 +1,40 @@
+"""The outbox's ``Sink`` over a ``websockets`` server connection: text frames written synchronously.
+
+``websockets.broadcast()`` writes this way: the protocol object frames the message and the
+connection hands the bytes to the transport at once, without ``send()``'s await. Flow control
+is the transport's: once its buffer passes the connection's high-water mark it pauses writing,
+and ``drain()`` waits until it resumes.
+"""
+
+from __future__ import annotations
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+__all__ = ["WebSocketSink"]
+
+
+class WebSocketSink:
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+
+    def open(self) -> bool:
+        return self._ws.protocol.state is State.OPEN
+
+    def writable(self) -> bool:
+        ws = self._ws
+        return ws.protocol.state is State.OPEN and not ws.paused
+
+    def write(self, data: bytes) -> None:
+        ws = self._ws
+        ws.protocol.send_text(data)
+        ws.send_data()
+
+    def buffered(self) -> int:
+        transport = self._ws.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    async def drain(self) -> None:
+        await self._ws.drain()

@@ -1,0 +1,262 @@
+"""Unit tests for ``wirehub.server.outbox``: the write fast path, backed-up sockets, slow clients.
+
+The sink stands in for a WebSocket connection's transport: it records what is written, and the
+test decides when it is writable (a paused transport) and how much it still buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.helpers import ManualClock
+
+from wirehub.server.deadlines import Deadlines
+from wirehub.server.outbox import MAX_FRAME_BYTES, FlushScheduler, Outbox
+
+LIMIT = 1000
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.paused = False
+        self.is_open = True
+        self.in_buffer = 0
+        self._resumed = asyncio.Event()
+
+    def open(self) -> bool:
+        return self.is_open
+
+    def writable(self) -> bool:
+        return self.is_open and not self.paused
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def buffered(self) -> int:
+        return self.in_buffer
+
+    async def drain(self) -> None:
+        await self._resumed.wait()
+        self._resumed.clear()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._resumed.set()
+
+
+class Slow:
+    def __init__(self) -> None:
+        self.backlogs: list[int] = []
+        self.called = asyncio.Event()
+
+    def __call__(self, backlog: int) -> None:
+        self.backlogs.append(backlog)
+        self.called.set()
+
+
+@pytest.fixture
+def sink() -> FakeSink:
+    return FakeSink()
+
+
+@pytest.fixture
+def slow() -> Slow:
+    return Slow()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def outbox(
+    sink: FakeSink, slow: Slow, clock: ManualClock | None = None, *, slow_after_s: float = 60.0
+) -> Outbox:
+    return Outbox(
+        sink,
+        FlushScheduler(),
+        Deadlines(clock or ManualClock()),
+        limit_bytes=LIMIT,
+        slow_after_s=slow_after_s,
+        hard_limit_bytes=4 * LIMIT,
+        on_slow=slow,
+    )
+
+
+async def next_turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_offer_is_written_in_the_same_turn_as_the_very_bytes_offered(
+    sink: FakeSink, slow: Slow
+) -> None:
+    """One offered message is written at the end of the turn, as the same bytes object, no task."""
+    box = outbox(sink, slow)
+    frame = b'{"push":{"channel":"c","pub":{"data":1}}}'
+    tasks_before = len(asyncio.all_tasks())
+    box.offer(frame)
+    assert sink.written == []  # not during the offer: at the end of the turn
+    await next_turn()
+    assert sink.written == [frame]
+    assert sink.written[0] is frame
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_one_scheduler_callback_serves_every_outbox_and_joins_each_queue(slow: Slow) -> None:
+    """Many outboxes, several offers each in one turn: each writes one newline-joined frame."""
+    scheduler = FlushScheduler()
+    sinks = [FakeSink() for _ in range(3)]
+    boxes = [
+        Outbox(
+            s,
+            scheduler,
+            Deadlines(ManualClock()),
+            limit_bytes=LIMIT,
+            slow_after_s=60,
+            hard_limit_bytes=4 * LIMIT,
+            on_slow=slow,
+        )
+        for s in sinks
+    ]
+    for box in boxes:
+        box.offer(b"a")
+        box.offer(b"b")
+    await next_turn()
+    assert [s.written for s in sinks] == [[b"a\nb"]] * 3
+
+
+async def test_long_queues_are_cut_into_frames_of_about_max_frame_bytes(sink: FakeSink, slow: Slow) -> None:
+    """A queue longer than MAX_FRAME_BYTES goes out as several frames, none much larger."""
+    box = Outbox(
+        sink,
+        FlushScheduler(),
+        Deadlines(ManualClock()),
+        limit_bytes=10**9,
+        slow_after_s=60,
+        hard_limit_bytes=10**9,
+        on_slow=slow,
+    )
+    part = b"x" * 1000
+    for _ in range(200):
+        box.offer(part)
+    await next_turn()
+    assert b"".join(sink.written).replace(b"\n", b"") == part * 200
+    assert len(sink.written) > 1
+    assert all(len(frame) <= MAX_FRAME_BYTES + len(part) + 100 for frame in sink.written)
+
+
+async def test_backed_up_socket_queues_and_one_drain_waiter_writes_when_it_resumes(
+    sink: FakeSink, slow: Slow
+) -> None:
+    """While the transport is paused nothing is written; once it resumes the queue goes out in order."""
+    box = outbox(sink, slow)
+    sink.pause()
+    box.offer(b"1")
+    await next_turn()
+    box.offer(b"2")
+    await next_turn()
+    assert sink.written == []
+    assert box.backlog == 2
+    sink.resume()
+    await box.flushed()
+    assert b"\n".join(sink.written) == b"1\n2"
+    assert box.backlog == 0
+
+
+async def test_backlog_past_the_hard_limit_is_slow_at_once(sink: FakeSink, slow: Slow) -> None:
+    """A backed-up client whose queue passes four times the limit is reported slow immediately."""
+    box = outbox(sink, slow)
+    sink.pause()
+    for _ in range(5):
+        box.offer(b"x" * LIMIT)
+    assert slow.backlogs
+    assert slow.backlogs[0] > 4 * LIMIT
+
+
+async def test_backlog_over_the_limit_for_the_timeout_is_slow(
+    sink: FakeSink, slow: Slow, clock: ManualClock
+) -> None:
+    """A backlog that stays above the limit is reported once slow_after_s has passed, not before."""
+    box = outbox(sink, slow, clock, slow_after_s=2.0)
+    sink.pause()
+    box.offer(b"x" * (2 * LIMIT))
+    clock.advance(1.9)
+    assert slow.backlogs == []
+    clock.advance(0.2)
+    assert slow.backlogs == [2 * LIMIT]
+
+
+async def test_large_reply_to_a_reading_client_is_not_slow(
+    sink: FakeSink, slow: Slow, clock: ManualClock
+) -> None:
+    """A reply over the limit that the socket takes, and the client reads, never reports it slow."""
+    box = outbox(sink, slow, clock, slow_after_s=2.0)
+    box.offer(b"y" * (3 * LIMIT))
+    await next_turn()
+    sink.in_buffer = 3 * LIMIT  # written: in the transport's buffer for a moment
+    box.offer(b"z")
+    await next_turn()  # the write looks at the backlog: over the limit, the deadline is armed
+    sink.in_buffer = 0  # the client read it
+    box.offer(b"w")
+    await next_turn()  # the next write finds the backlog under the limit again
+    clock.advance(5.0)
+    assert slow.backlogs == []
+
+
+async def test_close_with_discard_while_backed_up_drops_the_queue(sink: FakeSink, slow: Slow) -> None:
+    """A slow client's queue is dropped: nothing more is written, flushed() returns, offers are ignored."""
+    box = outbox(sink, slow)
+    sink.pause()
+    box.offer(b"queued")
+    await next_turn()
+    box.close(discard=True)
+    box.offer(b"after")
+    sink.resume()
+    await box.flushed()
+    await next_turn()
+    assert sink.written == []
+    assert box.backlog == 0
+
+
+async def test_close_without_discard_still_writes_what_was_queued(sink: FakeSink, slow: Slow) -> None:
+    """A normal close writes the queue first (flushed() waits for it) and takes nothing new."""
+    box = outbox(sink, slow)
+    sink.pause()
+    box.offer(b"last words")
+    box.close(discard=False)
+    box.offer(b"ignored")
+    sink.resume()
+    await box.flushed()
+    assert sink.written == [b"last words"]
+
+
+async def test_held_messages_follow_what_was_queued_before(sink: FakeSink, slow: Slow) -> None:
+    """hold() keeps offers aside; release() queues them after the earlier ones, in order."""
+    box = outbox(sink, slow)
+    box.hold()
+    box.offer(b"push")
+    box.release()
+    box.offer(b"later")
+    await next_turn()
+    assert sink.written == [b"push\nlater"]
+    box.hold()
+    box.offer(b"dropped")
+    box.drop_held()
+    box.release()
+    await next_turn()
+    assert sink.written == [b"push\nlater"]
+
+
+async def test_closed_socket_discards_the_queue(sink: FakeSink, slow: Slow) -> None:
+    """When the connection is gone, queued messages are dropped without a write."""
+    box = outbox(sink, slow)
+    box.offer(b"x")
+    sink.is_open = False
+    await next_turn()
+    assert sink.written == []
+    assert box.backlog == 0
