@@ -96,13 +96,13 @@ class Outbox:
 
     __slots__ = (
         "_closed",
+        "_deadlines",
         "_drainer",
         "_frames",
         "_held",
         "_pending",
         "_queued",
         "_scheduler",
-        "_deadlines",
         "_sink",
         "hard_limit_bytes",
         "limit_bytes",
