@@ -88,7 +88,7 @@ async def test_concurrent_publishes_share_store_round_trips_in_submit_order(
 ) -> None:
     """Fifty publications submitted at once: far fewer appends, offsets and broker order as submitted."""
     results = await asyncio.gather(
-        *(pipeline.submit("chat:a", NewPublication({"n": i}), LIMITS) for i in range(50))
+        *(pipeline.publish("chat:a", NewPublication({"n": i}), LIMITS) for i in range(50))
     )
 
     assert [pub.offset for pub, _ in results] == list(range(1, 51))
@@ -102,8 +102,8 @@ async def test_concurrent_publishes_share_store_round_trips_in_submit_order(
 async def test_channels_are_stored_and_numbered_apart(pipeline: PublishPipeline) -> None:
     """Publications of different channels get offsets of their own."""
     (a, _), (b, _) = await asyncio.gather(
-        pipeline.submit("chat:a", NewPublication("x"), LIMITS),
-        pipeline.submit("chat:b", NewPublication("y"), LIMITS),
+        pipeline.publish("chat:a", NewPublication("x"), LIMITS),
+        pipeline.publish("chat:b", NewPublication("y"), LIMITS),
     )
     assert (a.offset, b.offset) == (1, 1)
 
@@ -113,9 +113,9 @@ async def test_unstored_publications_keep_their_order_behind_stored_ones(
 ) -> None:
     """Stored and unstored publications of one channel reach the broker in submit order."""
     futures = [
-        pipeline.submit("c", NewPublication(1), LIMITS),
-        pipeline.submit("c", NewPublication(2), None),
-        pipeline.submit("c", NewPublication(3), LIMITS),
+        pipeline.publish("c", NewPublication(1), LIMITS),
+        pipeline.publish("c", NewPublication(2), None),
+        pipeline.publish("c", NewPublication(3), LIMITS),
     ]
     results = await asyncio.gather(*futures)
     assert [pub.data for _, pub in broker.published] == [1, 2, 3]
@@ -128,7 +128,7 @@ async def test_store_failure_fails_every_publication_of_the_batch(
     """When the store fails, every waiting publisher gets the error and nothing reaches the broker."""
     await store.close()
     results = await asyncio.gather(
-        *(pipeline.submit("c", NewPublication(i), LIMITS) for i in range(5)), return_exceptions=True
+        *(pipeline.publish("c", NewPublication(i), LIMITS) for i in range(5)), return_exceptions=True
     )
     assert all(isinstance(r, StoreUnavailable) for r in results)
     assert broker.published == []
@@ -139,9 +139,9 @@ async def test_broker_failure_delivers_stored_publications_locally_and_fails_uns
 ) -> None:
     """A stored publication is acknowledged and delivered here; an unstored one fails with 100."""
     broker.down = True
-    stored, _ = await pipeline.submit("c", NewPublication("kept"), LIMITS)
+    stored, _ = await pipeline.publish("c", NewPublication("kept"), LIMITS)
     with pytest.raises(BrokerUnavailable):
-        await pipeline.submit("c", NewPublication("lost"), None)
+        await pipeline.publish("c", NewPublication("lost"), None)
     assert stored.offset == 1
     assert local == [("c", stored)]
 
@@ -153,7 +153,7 @@ async def test_a_publisher_that_stops_waiting_leaves_its_publication_in_line(
     broker.gate = asyncio.Event()
     first = asyncio.create_task(pipeline.publish("c", NewPublication(1), LIMITS))
     await asyncio.sleep(0)  # the task submits its publication
-    second = pipeline.submit("c", NewPublication(2), LIMITS)
+    second = pipeline.publish("c", NewPublication(2), LIMITS)
     first.cancel()
     broker.gate.set()
     await second

@@ -55,7 +55,7 @@ from wirehub.protocol.replies import (
     sub_refresh_result,
 )
 from wirehub.server import subscriptions
-from wirehub.server.pipeline import Published
+from wirehub.server.pipeline import OnDone
 from wirehub.server.subscriptions import Subscription
 from wirehub.types import User, WireDict
 
@@ -236,17 +236,16 @@ async def subscribe(client: Client, command: Command, request: SubscribeRequest)
 # --------------------------------------------------------------------------- publish, presence, history
 
 
-async def start_publish(client: Client, request: PublishRequest) -> asyncio.Future[Published]:
-    """Authorise and validate a publish (``on_publish``), then queue it; the future tells the outcome."""
+async def start_publish(client: Client, request: PublishRequest, on_done: OnDone) -> None:
+    """Authorise and validate a publish (``on_publish``), then queue it; ``on_done`` gets the outcome."""
     name, options = client.node.resolve(request.channel)
     subscribed = request.channel in client.subs
     granted = publish_granted(options, subscribed=subscribed, anonymous=client.user.anonymous)
     ctx = client.context(request.channel, options, granted=granted)
     data = await client.node.router.handler_for(name.namespace).on_publish(ctx, request.data)
     sub = client.subs.get(request.channel)
-    return client.node.submit_publish(
-        request.channel, data, options=options, info=sub.info if sub else client.info()
-    )
+    info = sub.info if sub else client.info()
+    client.node.submit_publish(request.channel, data, on_done, options=options, info=info)
 
 
 async def _authorize_presence(client: Client, channel: str) -> None:

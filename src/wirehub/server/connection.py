@@ -237,13 +237,11 @@ class Client:
                     self.deliver(encode_error(command.id, error_reply(RateLimited())))
                 return
         if isinstance(request, PublishRequest):
+            self._in_flight += 1
             try:
-                done = await commands.start_publish(self, request)
+                await commands.start_publish(self, request, partial(self._published, command))
             except Exception as exc:
-                self._fail(command, exc)
-            else:
-                self._in_flight += 1
-                done.add_done_callback(partial(self._published, command))
+                self._published(command, None, exc)
             return
         if self._in_flight:
             await self._publishes_done()
@@ -262,14 +260,12 @@ class Client:
         if result is not None and not isinstance(request, SendRequest):
             self.reply(command, result)
 
-    def _published(self, command: Command, done: asyncio.Future[Published]) -> None:
+    def _published(self, command: Command, published: Published | None, exc: BaseException | None) -> None:
+        """Answer a pipelined publish (called by the pipeline, in the step it fans out)."""
         self._in_flight -= 1
         if self._in_flight == 0 and self._idle is not None:
             self._idle.set_result(None)
             self._idle = None
-        if done.cancelled():
-            return
-        exc = done.exception()
         if exc is None:
             self.reply(command, {})
         elif isinstance(exc, Exception):

@@ -33,7 +33,7 @@ from wirehub.config import NamespaceOptions, Settings
 from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
 from wirehub.server.hub import Hub
 from wirehub.server.outbox import FlushScheduler
-from wirehub.server.pipeline import Published, PublishPipeline
+from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
@@ -60,6 +60,9 @@ from wirehub.types import (
 logger = logging.getLogger(__name__)
 
 VERSION = f"wirehub {__version__}"
+
+RESOLVED_CHANNELS = 10_000
+"""Channel names whose namespace resolution is kept (a few MB at the most)."""
 
 
 class LocalClient(Protocol):
@@ -121,6 +124,7 @@ class Node:
         self.flusher = FlushScheduler()
         """Writes every connection's pending output once per event-loop turn."""
         self._clients: dict[str, LocalClient] = {}
+        self._resolved: dict[str, tuple[ChannelName, NamespaceOptions]] = {}
         self._user_clients: dict[str, dict[str, LocalClient]] = {}
         """Authenticated connections by user id (anonymous ones are not indexed)."""
         self._user_bindings: dict[str, str] = {}
@@ -220,27 +224,40 @@ class Node:
     # ------------------------------------------------------------------ channels
 
     def resolve(self, channel: str) -> tuple[ChannelName, NamespaceOptions]:
-        """Parse a channel name and find its namespace options (102 for an unknown namespace)."""
+        """Parse a channel name and find its namespace options (102 for an unknown namespace).
+
+        Every command names a channel; the answers for the most recent ones are kept, since the
+        same channels come back again and again.
+        """
+        resolved = self._resolved.get(channel)
+        if resolved is not None:
+            return resolved
         name = parse_channel(channel, max_length=self.settings.client.channel_max_length)
         if not name.namespace:
-            return name, self.settings.channel_defaults
-        options = self.settings.namespaces.get(name.namespace)
-        if options is None:
-            raise UnknownChannel()
-        return name, options
+            resolved = name, self.settings.channel_defaults
+        else:
+            options = self.settings.namespaces.get(name.namespace)
+            if options is None:
+                raise UnknownChannel()
+            resolved = name, options
+        if len(self._resolved) >= RESOLVED_CHANNELS:
+            del self._resolved[next(iter(self._resolved))]  # the oldest
+        self._resolved[channel] = resolved
+        return resolved
 
     def submit_publish(
         self,
         channel: str,
         data: JSON,
+        on_done: OnDone,
         *,
         options: NamespaceOptions,
         info: ClientInfo | None = None,
         tags: Mapping[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
-    ) -> asyncio.Future[Published]:
-        """Queue a publication without waiting; the future resolves once it is published.
+    ) -> None:
+        """Queue a publication without waiting; ``on_done`` is told the outcome.
 
         The outcome is the publication and its stream's epoch ("" when it was not stored). For
         a channel with history it is stored first (``skip_history`` fans out without storing).
@@ -248,17 +265,8 @@ class Node:
         submitted (``PublishPipeline``). With an ``idempotency_key``, a retry within the store's
         window returns (and fans out again, which hubs drop as a duplicate offset) the original.
         """
-        limits = None
-        if options.history_enabled and not skip_history:
-            limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
-        new = NewPublication(
-            data=data,
-            info=info,
-            tags=tags or {},
-            time_ms=int(time.time() * 1000),
-            idempotency_key=idempotency_key if limits else "",
-        )
-        return self.pipeline.submit(channel, new, limits)
+        limits, new = self._new_publication(channel, data, options, info, tags, idempotency_key, skip_history)
+        self.pipeline.submit(channel, new, limits, on_done)
 
     async def publish(
         self,
@@ -272,16 +280,30 @@ class Node:
         skip_history: bool = False,
     ) -> Published:
         """``submit_publish`` and wait for the outcome (a caller that gives up leaves it queued)."""
-        done = self.submit_publish(
-            channel,
-            data,
-            options=options,
+        limits, new = self._new_publication(channel, data, options, info, tags, idempotency_key, skip_history)
+        return await self.pipeline.publish(channel, new, limits)
+
+    @staticmethod
+    def _new_publication(
+        channel: str,
+        data: JSON,
+        options: NamespaceOptions,
+        info: ClientInfo | None,
+        tags: Mapping[str, str] | None,
+        idempotency_key: str,
+        skip_history: bool,
+    ) -> tuple[HistoryLimits | None, NewPublication]:
+        limits = None
+        if options.history_enabled and not skip_history:
+            limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
+        new = NewPublication(
+            data=data,
             info=info,
-            tags=tags,
-            idempotency_key=idempotency_key,
-            skip_history=skip_history,
+            tags=tags or {},
+            time_ms=int(time.time() * 1000),
+            idempotency_key=idempotency_key if limits else "",
         )
-        return await asyncio.shield(done)
+        return limits, new
 
     async def history(
         self,

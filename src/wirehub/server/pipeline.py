@@ -1,8 +1,9 @@
 """A node's publications, per channel, in the order they were submitted: store, then broker.
 
-``submit`` never awaits: it queues the publication on its channel and returns a future that
-resolves, with the publication and its stream's epoch, once the broker has it (or, when the
-broker failed, once this node's subscribers have it: see below). While one channel's
+``submit`` never awaits: it queues the publication on its channel, and its ``on_done`` callback
+is called with the publication and its stream's epoch once the broker has it (or, when the broker
+failed, once this node's subscribers have it: see below), in the same step as the fan-out, so a
+publisher's reply can leave in the same frame as the push. ``publish`` is the awaitable form. While one channel's
 publications are being stored or published, further ones queue up behind them; when the store
 is free again, everything queued for a channel with history goes to the store as one batch (group
 commit), so a burst pays one store round trip, whether it comes from many publishers or from one
@@ -38,13 +39,32 @@ MAX_BATCH = 256
 Published = tuple[Publication, str]
 """A publication with its offset, and its stream's epoch ("" when it was not stored)."""
 
+OnDone = Callable[[Published | None, BaseException | None], None]
+"""Told the outcome of a submitted publication: ``(published, None)`` or ``(None, error)``."""
+
 
 @dataclass(slots=True)
 class _Pending:
     pub: NewPublication
     limits: HistoryLimits | None
     """Retention when the publication is stored; None when it is only fanned out."""
-    done: asyncio.Future[Published]
+    on_done: OnDone
+    told: bool = False
+
+    def succeed(self, published: Published) -> None:
+        self._tell(published, None)
+
+    def fail(self, exc: BaseException) -> None:
+        self._tell(None, exc)
+
+    def _tell(self, published: Published | None, exc: BaseException | None) -> None:
+        if self.told:
+            return
+        self.told = True
+        try:
+            self.on_done(published, exc)
+        except Exception:
+            logger.exception("publish outcome callback failed")
 
 
 class PublishPipeline:
@@ -59,25 +79,32 @@ class PublishPipeline:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(
-        self, channel: str, pub: NewPublication, limits: HistoryLimits | None
-    ) -> asyncio.Future[Published]:
+        self, channel: str, pub: NewPublication, limits: HistoryLimits | None, on_done: OnDone
+    ) -> None:
         """Queue ``pub`` behind the channel's earlier publications; store it if ``limits`` is given."""
-        loop = asyncio.get_running_loop()
-        pending = _Pending(pub, limits, loop.create_future())
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = deque()
-            task = loop.create_task(self._run(channel, queue))
+            task = asyncio.get_running_loop().create_task(self._run(channel, queue))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        queue.append(pending)
-        # A caller that stopped waiting (a connection that closed) never reads the outcome.
-        pending.done.add_done_callback(_observe)
-        return pending.done
+        queue.append(_Pending(pub, limits, on_done))
 
     async def publish(self, channel: str, pub: NewPublication, limits: HistoryLimits | None) -> Published:
-        # Shielded: a publisher that stops waiting does not take the publication out of the line.
-        return await asyncio.shield(self.submit(channel, pub, limits))
+        """``submit`` and wait for the outcome; a caller that stops waiting leaves it in line."""
+        done: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
+
+        def tell(published: Published | None, exc: BaseException | None) -> None:
+            if done.done():
+                return
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                assert published is not None
+                done.set_result(published)
+
+        self.submit(channel, pub, limits, tell)
+        return await done
 
     async def close(self) -> None:
         """Wait for what is queued to be stored and handed over."""
@@ -97,30 +124,29 @@ class PublishPipeline:
                     )
                 except Exception as exc:
                     for pending in batch:
-                        _fail(pending, exc)
+                        pending.fail(exc)
                     continue
                 for pending, pub in zip(batch, appended.publications, strict=True):
                     await self._fan_out(channel, pending, pub, appended.epoch)
         finally:
             del self._queues[channel]
             for pending in queue:  # only when cancelled (the node closes)
-                pending.done.cancel()
+                pending.fail(asyncio.CancelledError())
 
     async def _fan_out(self, channel: str, pending: _Pending, pub: Publication, epoch: str) -> None:
         try:
             await self._broker.publish(channel, pub)
         except BrokerUnavailable as exc:
             if not epoch:
-                _fail(pending, exc)  # nothing holds it: the publisher learns and may retry
+                pending.fail(exc)  # nothing holds it: the publisher learns and may retry
                 return
             logger.warning("broker publish failed; delivered locally", extra={"channel": channel})
             self._deliver_locally(channel, pub)
         except Exception as exc:
             logger.exception("broker publish failed", extra={"channel": channel})
-            _fail(pending, exc)
+            pending.fail(exc)
             return
-        if not pending.done.done():
-            pending.done.set_result((pub, epoch))
+        pending.succeed((pub, epoch))
 
 
 def _next_batch(queue: deque[_Pending]) -> list[_Pending]:
@@ -134,13 +160,3 @@ def _next_batch(queue: deque[_Pending]) -> list[_Pending]:
 
 def _unstored(pub: NewPublication) -> Publication:
     return Publication(data=pub.data, info=pub.info, tags=pub.tags, time_ms=pub.time_ms)
-
-
-def _observe(done: asyncio.Future[Published]) -> None:
-    if not done.cancelled():
-        done.exception()
-
-
-def _fail(pending: _Pending, exc: Exception) -> None:
-    if not pending.done.done():
-        pending.done.set_exception(exc)
