@@ -3,8 +3,10 @@
 ``submit`` never awaits: it queues the publication on its channel, and its ``on_done`` callback
 is called with the publication and its stream's epoch once the broker has it (or, when the broker
 failed, once this node's subscribers have it: see below), in the same step as the fan-out, so a
-publisher's reply can leave in the same frame as the push. ``publish`` is the awaitable form. While one channel's
-publications are being stored or published, further ones queue up behind them; when the store
+publisher's reply can leave in the same frame as the push. ``publish`` is the awaitable form.
+
+While one channel's publications are being stored or published, further ones queue up behind
+them; when the store
 is free again, everything queued for a channel with history goes to the store as one batch (group
 commit), so a burst pays one store round trip, whether it comes from many publishers or from one
 connection's pipelined publishes. Then each publication is handed to the broker in offset order.
