@@ -99,6 +99,11 @@ class Client:
         self.id = str(uuid.uuid4())
         self.node = node
         self.ws = ws
+        # The handshake's headers are about 3 KiB a connection and are not needed once it is
+        # open: what the connection needs of them is taken above this line.
+        for message in (ws.request, ws.response):
+            if message is not None:
+                message.headers.clear()
         self.settings = settings = node.settings.client
         self.session = Session()
         self.user = User("")
@@ -131,12 +136,9 @@ class Client:
         self._commands_debt_limit = -float(settings.command_burst)
         if settings.command_rate_per_s > 0:
             self._commands = TokenBucket(settings.command_rate_per_s, settings.command_burst, now)
-        # Error replies: max_errors of them per max_errors_interval_s, then 3509.
+        # Error replies: max_errors of them per max_errors_interval_s, then 3509 (the bucket is
+        # made at the first error: most connections never provoke one).
         self._errors: TokenBucket | None = None
-        if settings.max_errors > 0:
-            self._errors = TokenBucket(
-                settings.max_errors / settings.max_errors_interval_s, settings.max_errors, now
-            )
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -146,27 +148,52 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> None:
+        # The reader is inlined here, not a coroutine of its own: every coroutine frame an idle
+        # connection keeps suspended costs its memory.
         self.node.register(self)
         self._deadlines.set("stale", self.settings.stale_timeout_s, self._on_stale)
         try:
-            await self._read_loop()
+            async for message in self.ws:
+                if self._closing is not None or not await self._frame(message):
+                    break
+        except Disconnect as exc:
+            self.disconnect(exc)
+        except (PayloadTooBig, ConnectionClosed):
+            pass  # websockets closes with 1009 itself; or the peer went away
+        except Exception:
+            logger.exception("connection failed", extra={"client": self.id})
         finally:
-            if self._closing is None:
-                self._closing = _PEER_GONE  # the peer went away: nothing more to write
-                self.outbox.close(discard=True)
-            try:
-                await subscriptions.leave_all(self)
-                if self.session.state is State.CONNECTED:
-                    await commands.disconnected(self)
-            finally:
-                if self._closer is not None:
-                    # The close deadline stays armed meanwhile: the client may never read.
-                    await asyncio.wait([self._closer])
-                self._deadlines.cancel_all()
-                self.node.unregister(self)
-                if self._done is None:
-                    self._done = self._loop.create_future()
-                self._done.set_result(None)
+            await self._end()
+
+    async def _frame(self, message: str | bytes) -> bool:
+        """Run a frame's commands in order; False once the connection is closing.
+
+        A coroutine of its own so that nothing of a frame stays referenced while the connection
+        waits for the next one.
+        """
+        for command in decode_frame(message):
+            await self._dispatch(command)
+            if self._closing is not None:
+                return False
+        return True
+
+    async def _end(self) -> None:
+        if self._closing is None:
+            self._closing = _PEER_GONE  # the peer went away: nothing more to write
+            self.outbox.close(discard=True)
+        try:
+            await subscriptions.leave_all(self)
+            if self.session.state is State.CONNECTED:
+                await commands.disconnected(self)
+        finally:
+            if self._closer is not None:
+                # The close deadline stays armed meanwhile: the client may never read.
+                await asyncio.wait([self._closer])
+            self._deadlines.cancel_all()
+            self.node.unregister(self)
+            if self._done is None:
+                self._done = self._loop.create_future()
+            self._done.set_result(None)
 
     async def closed(self) -> None:
         if self._done is None:
@@ -206,20 +233,6 @@ class Client:
         transport = self.ws.transport
         if transport is not None:
             transport.abort()
-
-    async def _read_loop(self) -> None:
-        try:
-            async for message in self.ws:
-                if self._closing is not None:
-                    return
-                for command in decode_frame(message):
-                    await self._dispatch(command)
-                    if self._closing is not None:
-                        return
-        except Disconnect as exc:
-            self.disconnect(exc)
-        except (PayloadTooBig, ConnectionClosed):
-            pass  # websockets closes with 1009 itself; or the peer went away
 
     # ------------------------------------------------------------------ dispatch
 
@@ -283,8 +296,19 @@ class Client:
         reply = error_reply(exc)
         self.deliver(encode_error(command.id, reply))
         # Temporary errors are the server's trouble (100) or have their own escalation (111).
-        if not reply.temporary and self._errors is not None and self._errors.take(self._loop.time()) < 0:
+        if not reply.temporary and self._error_budget_spent():
             self.disconnect(DisconnectTooManyErrors())
+
+    def _error_budget_spent(self) -> bool:
+        settings = self.settings
+        if settings.max_errors <= 0:
+            return False
+        now = self._loop.time()
+        if self._errors is None:
+            self._errors = TokenBucket(
+                settings.max_errors / settings.max_errors_interval_s, settings.max_errors, now
+            )
+        return self._errors.take(now) < 0
 
     def reply(self, command: Command, result: WireDict) -> None:
         self.deliver(encode_reply(command.id, command.method, result))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -79,12 +80,9 @@ class Gateway:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         return None
 
-    async def _serve_client(self, ws: ServerConnection) -> None:
-        client = Client(self.node, ws)
-        try:
-            await client.serve()
-        except Exception:
-            logger.exception("connection failed", extra={"client": client.id})
+    def _serve_client(self, ws: ServerConnection) -> Awaitable[None]:
+        # The client's own coroutine, not one wrapping it: one coroutine frame less per connection.
+        return Client(self.node, ws).serve()
 
     async def shutdown(self, timeout_s: float) -> None:
         """Stop accepting, close every client with 3001, and wait (bounded) for them to go."""

@@ -69,14 +69,16 @@ class Joined:
 class _Channel:
     history: bool
     subscribers: set[Subscriber] = field(default_factory=set)
-    join_leave: set[Subscriber] = field(default_factory=set)
+    join_leave: set[Subscriber] | None = None
+    """Subscribers that get join and leave pushes; made for the first of them."""
     joining: int = 0
     ready: asyncio.Future[None] | None = None
     top: int | None = None
     epoch: str = ""
     early: list[Publication] = field(default_factory=list)
     pending: dict[int, Publication] = field(default_factory=dict)
-    ring: deque[Publication] = field(default_factory=lambda: deque(maxlen=RING_SIZE))
+    ring: deque[Publication] | None = None
+    """Made at the first delivered publication: channels without history never need one."""
     repair: asyncio.TimerHandle | None = None
     repairing: bool = False
     recheck: bool = False
@@ -130,6 +132,7 @@ class Hub:
                 self._release_if_idle(channel, state)
                 raise
             state.ready.set_result(None)
+            state.ready = None  # the waiters hold it; an idle channel need not
         else:
             state.joining += 1
         try:
@@ -147,6 +150,8 @@ class Hub:
             return False
         state.subscribers.add(subscriber)
         if join_leave:
+            if state.join_leave is None:
+                state.join_leave = set()
             state.join_leave.add(subscriber)
         return True
 
@@ -155,7 +160,8 @@ class Hub:
         if state is None:
             return
         state.subscribers.discard(subscriber)
-        state.join_leave.discard(subscriber)
+        if state.join_leave is not None:
+            state.join_leave.discard(subscriber)
         if self._discard_if_idle(channel, state):
             await self._broker.unsubscribe(channel)
 
@@ -222,7 +228,7 @@ class Hub:
             pubs = [p for p in page.publications if p.offset <= top]
             last = pubs[-1].offset if pubs else recovery.offset
             if last < top:
-                bridge = [p for p in state.ring if p.offset > last]
+                bridge = [p for p in state.ring or () if p.offset > last]
                 if not bridge or bridge[0].offset != last + 1:
                     continue  # the ring cannot bridge the read and the live stream: read again
                 pubs.extend(bridge)
@@ -309,6 +315,8 @@ class Hub:
 
     def _deliver(self, channel: str, state: _Channel, pub: Publication) -> None:
         state.top = pub.offset
+        if state.ring is None:
+            state.ring = deque(maxlen=RING_SIZE)
         state.ring.append(pub)
         self._fan_out(state.subscribers, encode_push(channel, "pub", pub.to_wire()))
 
@@ -375,7 +383,7 @@ class Hub:
         for subscriber in tuple(state.subscribers):
             subscriber.lost_continuity(channel)
         state.pending.clear()
-        state.ring.clear()
+        state.ring = None
         if position is not None:
             state.top, state.epoch = position.offset, position.epoch
         else:
@@ -403,3 +411,4 @@ class Hub:
             return
         self._position_known(channel, state, position)
         state.ready.set_result(None)
+        state.ready = None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -125,7 +124,8 @@ class Outbox:
         self._scheduler = scheduler
         self._deadlines = deadlines
         """The connection's deadlines: the slow-client one is among them."""
-        self._frames: deque[bytes] = deque()
+        self._frames: list[bytes] = []
+        """A list, not a deque: an idle connection's empty list costs a tenth of an empty deque."""
         self._queued = 0
         """Bytes in ``_frames``."""
         self._pending = False
@@ -193,20 +193,22 @@ class Outbox:
     def _write_while_writable(self) -> bool:
         """Write queued frames while the socket takes them; True once the queue is empty."""
         frames, sink = self._frames, self._sink
-        while frames and sink.writable():
-            if len(frames) == 1 or len(frames[0]) >= MAX_FRAME_BYTES:
-                frame = frames.popleft()  # the very bytes object offered, joined with nothing
+        count, start = len(frames), 0
+        while start < count and sink.writable():
+            if start == count - 1 or len(frames[start]) >= MAX_FRAME_BYTES:
+                frame = frames[start]  # the very bytes object offered, joined with nothing
+                start += 1
                 self._queued -= len(frame)
                 sink.write(frame)
                 continue
-            batch: list[bytes] = []
-            size = 0
-            while frames and size < MAX_FRAME_BYTES:
-                frame = frames.popleft()
-                batch.append(frame)
-                size += len(frame)
+            end, size = start, 0
+            while end < count and size < MAX_FRAME_BYTES:
+                size += len(frames[end])
+                end += 1
             self._queued -= size
-            sink.write(b"\n".join(batch))
+            sink.write(b"\n".join(frames[start:end]))
+            start = end
+        del frames[:start]
         self._check_backlog()
         return not frames
 
