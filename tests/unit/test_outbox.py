@@ -20,6 +20,9 @@ LIMIT = 1000
 class FakeSink:
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.frames: list[bytes] = []
+        """What write_frame was given (the scheduler's framing of lone messages)."""
+        self.alike = False
         self.paused = False
         self.is_open = True
         self.in_buffer = 0
@@ -34,6 +37,14 @@ class FakeSink:
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def framed_alike(self) -> bool:
+        return self.alike
+
+    def write_frame(self, frame: bytes) -> None:
+        assert frame.startswith(b"<frame>")
+        self.frames.append(frame)
+        self.written.append(frame.removeprefix(b"<frame>"))
+
     def buffered(self) -> int:
         return self.in_buffer
 
@@ -47,6 +58,10 @@ class FakeSink:
     def resume(self) -> None:
         self.paused = False
         self._resumed.set()
+
+
+def framing(message: bytes) -> bytes:
+    return b"<frame>" + message
 
 
 class Slow:
@@ -79,7 +94,7 @@ def outbox(
 ) -> Outbox:
     return Outbox(
         sink,
-        FlushScheduler(),
+        FlushScheduler(framing),
         Deadlines(clock or ManualClock()),
         limit_bytes=LIMIT,
         slow_after_s=slow_after_s,
@@ -107,9 +122,42 @@ async def test_offer_is_written_in_the_same_turn_as_the_very_bytes_offered(
     assert len(asyncio.all_tasks()) == tasks_before
 
 
+async def test_a_message_offered_to_many_outboxes_is_framed_once_per_turn(slow: Slow) -> None:
+    """Where frames are alike (no extension), one message to many sockets is framed once."""
+    framed: list[bytes] = []
+
+    def counting(message: bytes) -> bytes:
+        framed.append(message)
+        return b"<frame>" + message
+
+    scheduler = FlushScheduler(counting)
+    sinks = [FakeSink() for _ in range(3)]
+    for s in sinks:
+        s.alike = True
+    boxes = [
+        Outbox(
+            s,
+            scheduler,
+            Deadlines(ManualClock()),
+            limit_bytes=LIMIT,
+            slow_after_s=60,
+            hard_limit_bytes=4 * LIMIT,
+            on_slow=slow,
+        )
+        for s in sinks
+    ]
+    publication = b'{"push":{"channel":"c","pub":{"data":1}}}'
+    for box in boxes:
+        box.offer(publication)
+    await next_turn()
+    assert framed == [publication]
+    assert [s.frames for s in sinks] == [[b"<frame>" + publication]] * 3
+    assert sinks[0].frames[0] is sinks[1].frames[0] is sinks[2].frames[0]
+
+
 async def test_one_scheduler_callback_serves_every_outbox_and_joins_each_queue(slow: Slow) -> None:
     """Many outboxes, several offers each in one turn: each writes one newline-joined frame."""
-    scheduler = FlushScheduler()
+    scheduler = FlushScheduler(framing)
     sinks = [FakeSink() for _ in range(3)]
     boxes = [
         Outbox(
@@ -134,7 +182,7 @@ async def test_long_queues_are_cut_into_frames_of_about_max_frame_bytes(sink: Fa
     """A queue longer than MAX_FRAME_BYTES goes out as several frames, none much larger."""
     box = Outbox(
         sink,
-        FlushScheduler(),
+        FlushScheduler(framing),
         Deadlines(ManualClock()),
         limit_bytes=10**9,
         slow_after_s=60,

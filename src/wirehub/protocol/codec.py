@@ -12,6 +12,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 from wirehub.errors import DisconnectBadRequest, ErrorReply
 from wirehub.protocol.frames import Command, parse_command
 from wirehub.types import JSON, WireDict
@@ -21,14 +23,23 @@ PING = b"{}"
 MAX_JSON_DEPTH = 64
 """Deeper values are refused: the server must be able to re-encode whatever it accepted."""
 
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+"""A run of digits that may be an integer beyond 64 bits, which orjson would turn into a float."""
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def encode(obj: Any) -> bytes:
-    """One JSON object as one line of UTF-8."""
-    return _encoder.encode(obj).encode()
+    """One JSON object as one line of UTF-8.
+
+    orjson (several times faster than the standard library here) for everything but integers
+    beyond 64 bits, which only the standard library writes.
+    """
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return _encoder.encode(obj).encode()
 
 
 def decode_frame(frame: str | bytes) -> list[Command]:
@@ -38,24 +49,40 @@ def decode_frame(frame: str | bytes) -> list[Command]:
     protocol violation (3501); nothing of a frame is processed before all of it parsed, so a
     bad line never leaves half a frame applied.
     """
-    if isinstance(frame, bytes):
+    if isinstance(frame, str):
         try:
-            frame = frame.decode("utf-8")
-        except UnicodeDecodeError:
+            frame = frame.encode()
+        except UnicodeEncodeError:
             raise DisconnectBadRequest("frame is not UTF-8") from None
     commands: list[Command] = []
-    for line in frame.strip().split("\n"):
+    for line in frame.strip().split(b"\n"):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
-        except (ValueError, RecursionError):
-            raise DisconnectBadRequest("malformed JSON") from None
-        _check_encodable(line, obj)
+        obj = _decode_line(line)
+        if line.count(b"[") + line.count(b"{") > MAX_JSON_DEPTH:
+            _check_depth(obj)
         commands.append(parse_command(obj))
     if not commands:
         raise DisconnectBadRequest("empty frame")
     return commands
+
+
+def _decode_line(line: bytes) -> Any:
+    """One line as JSON whose every value the server can send on (finite numbers, valid UTF-8).
+
+    orjson refuses invalid UTF-8, lone surrogate escapes and numbers that overflow by itself. It
+    would read an integer beyond 64 bits as a float, so a line that may hold one goes to the
+    standard library, which keeps it exact.
+    """
+    try:
+        if _LONG_NUMBER.search(line) is None:
+            return orjson.loads(line)
+        obj = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        raise DisconnectBadRequest("malformed JSON") from None
+    if _ESCAPED_SURROGATE.search(line) is not None:
+        _check_surrogates(obj)
+    return obj
 
 
 def _reject_constant(name: str) -> Any:
@@ -69,31 +96,30 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_encodable(line: str, obj: Any) -> None:
-    """Refuse values that decode but could not be sent on: too deep, or lone surrogates.
-
-    Both checks first look at the raw line with C-speed string scans, so the common case
-    (shallow payloads without escaped surrogates) never walks the value in Python.
-    """
-    too_many_brackets = line.count("[") + line.count("{") > MAX_JSON_DEPTH
-    surrogates = _ESCAPED_SURROGATE.search(line) is not None
-    if not too_many_brackets and not surrogates:
-        return
+def _check_depth(obj: Any) -> None:
+    """Refuse values nested deeper than MAX_JSON_DEPTH (only walked when the line has that many brackets)."""
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise DisconnectBadRequest("JSON nested too deeply")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+
+
+def _check_surrogates(obj: Any) -> None:
+    """Refuse lone surrogates, which the standard library decodes but UTF-8 cannot carry."""
+    stack: list[Any] = [obj]
+    while stack:
+        value = stack.pop()
         if isinstance(value, dict):
-            if depth > MAX_JSON_DEPTH:
-                raise DisconnectBadRequest("JSON nested too deeply")
             for key, item in value.items():
-                if surrogates:
-                    _check_text(key)
-                stack.append((item, depth + 1))
+                _check_text(key)
+                stack.append(item)
         elif isinstance(value, list):
-            if depth > MAX_JSON_DEPTH:
-                raise DisconnectBadRequest("JSON nested too deeply")
-            stack.extend((item, depth + 1) for item in value)
-        elif surrogates and isinstance(value, str):
+            stack.extend(value)
+        elif isinstance(value, str):
             _check_text(value)
 
 

@@ -142,9 +142,10 @@ def parse_command(obj: Any) -> Command:
         cmd_id = 0
     if not _is_int(cmd_id) or not 0 <= cmd_id <= MAX_UINT32:
         raise DisconnectBadRequest("id must be an unsigned 32-bit integer")
-    for method, parser in _PARSERS.items():
-        params = obj.get(method)
-        if params is None:
+    for method in obj:
+        parser = _PARSERS.get(method)
+        params = obj[method]
+        if parser is None or params is None:
             continue
         if not isinstance(params, dict):
             raise DisconnectBadRequest(f"{method} must be an object")

@@ -152,9 +152,11 @@ class Client:
         # connection keeps suspended costs its memory.
         self.node.register(self)
         self._deadlines.set("stale", self.settings.stale_timeout_s, self._on_stale)
+        ws = self.ws
         try:
-            async for message in self.ws:
-                if self._closing is not None or not await self._frame(message):
+            while self._closing is None:
+                # Bytes: the codec parses UTF-8 itself (and refuses what is not), no str in between.
+                if not await self._frame(await ws.recv(decode=False)):
                     break
         except Disconnect as exc:
             self.disconnect(exc)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import assert_never
@@ -29,6 +28,7 @@ from aiohttp import web
 from wirehub.api import PublishResult, Server
 from wirehub.config import ApiSettings
 from wirehub.errors import RequestError, error_reply
+from wirehub.protocol.codec import encode
 from wirehub.protocol.server_api import (
     ApiCommand,
     ApiRequestInvalid,
@@ -54,11 +54,9 @@ __all__ = ["ServerApiRoutes"]
 
 logger = logging.getLogger(__name__)
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
 
 def _json(body: JSON, status: int = 200) -> web.Response:
-    return web.Response(text=_encoder.encode(body), status=status, content_type="application/json")
+    return web.Response(body=encode(body), status=status, content_type="application/json")
 
 
 def _error(exc: BaseException) -> WireDict:

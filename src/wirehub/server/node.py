@@ -35,6 +35,7 @@ from wirehub.server.hub import Hub
 from wirehub.server.outbox import FlushScheduler
 from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
+from wirehub.server.sink import text_frame
 from wirehub.storage.base import MessageStore
 from wirehub.types import (
     JSON,
@@ -121,7 +122,7 @@ class Node:
         """The app's own resources (``App.state``), which handlers reach as ``ctx.state``."""
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
         self.pipeline = PublishPipeline(store, broker, self.hub.on_message)
-        self.flusher = FlushScheduler()
+        self.flusher = FlushScheduler(text_frame)
         """Writes every connection's pending output once per event-loop turn."""
         self._clients: dict[str, LocalClient] = {}
         self._resolved: dict[str, tuple[ChannelName, NamespaceOptions]] = {}

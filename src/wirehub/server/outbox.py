@@ -53,6 +53,14 @@ class Sink(Protocol):
         """Send ``data`` as one text frame, synchronously (the transport buffers what it must)."""
         ...
 
+    def framed_alike(self) -> bool:
+        """Whether a text frame for this connection is the same bytes as for any other (no extension)."""
+        ...
+
+    def write_frame(self, frame: bytes) -> None:
+        """Send a text frame made by the scheduler's ``frame_of``, synchronously."""
+        ...
+
     def buffered(self) -> int:
         """Bytes written but still in the transport's buffer."""
         ...
@@ -63,14 +71,24 @@ class Sink(Protocol):
 
 
 class FlushScheduler:
-    """Writes every pending outbox once per event-loop turn: one callback for all of them."""
+    """Writes every pending outbox once per event-loop turn: one callback for all of them.
 
-    __slots__ = ("_loop", "_pending", "_scheduled")
+    It also frames each message once per turn for all the outboxes that write it alone: a
+    publication fanned out to a thousand subscribers is framed once, not a thousand times.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    __slots__ = ("_frame", "_framed", "_framing", "_loop", "_pending", "_scheduled")
+
+    def __init__(
+        self, framing: Callable[[bytes], bytes], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self._framing = framing
         self._loop = loop
         self._pending: list[Outbox] = []
         self._scheduled = False
+        self._framed: bytes | None = None
+        """The message framed last in this turn (kept, so its id cannot be reused meanwhile)."""
+        self._frame = b""
 
     def mark(self, outbox: Outbox) -> None:
         self._pending.append(outbox)
@@ -80,6 +98,12 @@ class FlushScheduler:
                 self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self._flush)
 
+    def frame_of(self, message: bytes) -> bytes:
+        """``message`` as a whole frame; the same message offered to many outboxes is framed once."""
+        if message is not self._framed:
+            self._framed, self._frame = message, self._framing(message)
+        return self._frame
+
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         self._scheduled = False
@@ -88,6 +112,7 @@ class FlushScheduler:
                 outbox.flush()
             except Exception:
                 logger.exception("outbox flush failed")
+        self._framed, self._frame = None, b""
 
 
 class Outbox:
@@ -199,7 +224,10 @@ class Outbox:
                 frame = frames[start]  # the very bytes object offered, joined with nothing
                 start += 1
                 self._queued -= len(frame)
-                sink.write(frame)
+                if sink.framed_alike():
+                    sink.write_frame(self._scheduler.frame_of(frame))
+                else:
+                    sink.write(frame)
                 continue
             end, size = start, 0
             while end < count and size < MAX_FRAME_BYTES:

@@ -4,14 +4,24 @@
 connection hands the bytes to the transport at once, without ``send()``'s await. Flow control
 is the transport's: once its buffer passes the connection's high-water mark it pauses writing,
 and ``drain()`` waits until it resumes.
+
+Without extensions (permessage-deflate is off unless configured) a server's text frame is the
+same bytes on every connection, so one publication is framed once (``text_frame``) and that
+frame is written to every subscriber's transport as it is (``write_frame``).
 """
 
 from __future__ import annotations
 
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-__all__ = ["WebSocketSink"]
+__all__ = ["WebSocketSink", "text_frame"]
+
+
+def text_frame(payload: bytes) -> bytes:
+    """The whole text frame a server writes for ``payload`` when no extension is in use."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
 class WebSocketSink:
@@ -31,6 +41,13 @@ class WebSocketSink:
         ws = self._ws
         ws.protocol.send_text(data)
         ws.send_data()
+
+    def framed_alike(self) -> bool:
+        return not self._ws.protocol.extensions
+
+    def write_frame(self, frame: bytes) -> None:
+        # As ``protocol.send_text`` + ``send_data`` would, for a frame framed by ``text_frame``.
+        self._ws.transport.write(frame)
 
     def buffered(self) -> int:
         transport = self._ws.transport
