@@ -10,9 +10,11 @@ import asyncio
 
 import pytest
 from tests.helpers import ManualClock
+from websockets.frames import Frame, Opcode
 
 from wirehub.server.deadlines import Deadlines
 from wirehub.server.outbox import MAX_FRAME_BYTES, FlushScheduler, Outbox
+from wirehub.server.sink import text_frame
 
 LIMIT = 1000
 
@@ -308,3 +310,10 @@ async def test_closed_socket_discards_the_queue(sink: FakeSink, slow: Slow) -> N
     await next_turn()
     assert sink.written == []
     assert box.backlog == 0
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 100_000])
+def test_text_frame_is_what_websockets_frames(length: int) -> None:
+    """The sink's own framing writes exactly the bytes websockets writes for a server text frame."""
+    payload = b"x" * length
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)

@@ -15,6 +15,11 @@ from wirehub.types import JSON
 class ChannelHandler:
     """Decides what clients may do in the channels of one namespace."""
 
+    @property
+    def default_on_publish(self) -> bool:
+        """Whether ``on_publish`` is this class's own (the publish path then skips building a context)."""
+        return type(self).on_publish is ChannelHandler.on_publish
+
     async def on_subscribe(self, ctx: Context) -> JSON | None:
         """Authorise a subscription; the returned value is sent to the client as ``data``."""
         if not ctx.granted:

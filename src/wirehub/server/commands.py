@@ -239,13 +239,20 @@ async def subscribe(client: Client, command: Command, request: SubscribeRequest)
 async def start_publish(client: Client, request: PublishRequest, on_done: OnDone) -> None:
     """Authorise and validate a publish (``on_publish``), then queue it; ``on_done`` gets the outcome."""
     name, options = client.node.resolve(request.channel)
-    subscribed = request.channel in client.subs
-    granted = publish_granted(options, subscribed=subscribed, anonymous=client.user.anonymous)
-    ctx = client.context(request.channel, options, granted=granted)
-    data = await client.node.router.handler_for(name.namespace).on_publish(ctx, request.data)
     sub = client.subs.get(request.channel)
+    granted = publish_granted(options, subscribed=sub is not None, anonymous=client.user.anonymous)
+    handler = client.node.router.handler_for(name.namespace)
+    if handler.default_on_publish:
+        # What the default on_publish would do, without the context it would not look at.
+        if not granted:
+            raise Forbidden()
+        data = request.data
+    else:
+        data = await handler.on_publish(
+            client.context(request.channel, options, granted=granted), request.data
+        )
     info = sub.info if sub else client.info()
-    client.node.submit_publish(request.channel, data, on_done, options=options, info=info)
+    await client.node.submit_publish(request.channel, data, on_done, options=options, info=info)
 
 
 async def _authorize_presence(client: Client, channel: str) -> None:

@@ -246,7 +246,7 @@ class Node:
         self._resolved[channel] = resolved
         return resolved
 
-    def submit_publish(
+    async def submit_publish(
         self,
         channel: str,
         data: JSON,
@@ -258,7 +258,10 @@ class Node:
         idempotency_key: str = "",
         skip_history: bool = False,
     ) -> None:
-        """Queue a publication without waiting; ``on_done`` is told the outcome.
+        """Queue a publication without waiting for the store or the broker; ``on_done`` is told the outcome.
+
+        (A publication without history to a channel with nothing queued is handed to the broker
+        at once, in the caller's task: ``PublishPipeline.submit_soon``.)
 
         The outcome is the publication and its stream's epoch ("" when it was not stored). For
         a channel with history it is stored first (``skip_history`` fans out without storing).
@@ -267,7 +270,7 @@ class Node:
         window returns (and fans out again, which hubs drop as a duplicate offset) the original.
         """
         limits, new = self._new_publication(channel, data, options, info, tags, idempotency_key, skip_history)
-        self.pipeline.submit(channel, new, limits, on_done)
+        await self.pipeline.submit_soon(channel, new, limits, on_done)
 
     async def publish(
         self,

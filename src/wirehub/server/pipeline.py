@@ -87,10 +87,37 @@ class PublishPipeline:
         queue = self._queues.get(channel)
         if queue is None:
             queue = self._queues[channel] = deque()
-            task = asyncio.get_running_loop().create_task(self._run(channel, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(channel, queue)
         queue.append(_Pending(pub, limits, on_done))
+
+    def _start(self, channel: str, queue: deque[_Pending]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(channel, queue))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def submit_soon(
+        self, channel: str, pub: NewPublication, limits: HistoryLimits | None, on_done: OnDone
+    ) -> None:
+        """``submit``, except that a publication without history to an idle channel is handed to the
+        broker in the caller's own task: no task of its own, and the in-process broker has
+        delivered it (and ``on_done`` has been called) when this returns.
+        """
+        if limits is not None or channel in self._queues:
+            self.submit(channel, pub, limits, on_done)
+            return
+        pending = _Pending(pub, None, on_done)
+        queue: deque[_Pending] = deque()
+        self._queues[channel] = queue  # what others submit meanwhile waits behind this one
+        try:
+            await self._fan_out(channel, pending, _unstored(pub), "")
+        except asyncio.CancelledError:
+            pending.fail(asyncio.CancelledError())
+            raise
+        finally:
+            if queue:
+                self._start(channel, queue)
+            else:
+                del self._queues[channel]
 
     async def publish(self, channel: str, pub: NewPublication, limits: HistoryLimits | None) -> Published:
         """``submit`` and wait for the outcome; a caller that stops waiting leaves it in line."""

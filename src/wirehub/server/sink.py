@@ -12,16 +12,32 @@ frame is written to every subscriber's transport as it is (``write_frame``).
 
 from __future__ import annotations
 
+import struct
+
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 __all__ = ["WebSocketSink", "text_frame"]
 
 
+_FIN_TEXT = 0x81
+"""FIN set, opcode 1 (text): a whole message in one frame (RFC 6455, section 5.2)."""
+
+
 def text_frame(payload: bytes) -> bytes:
-    """The whole text frame a server writes for ``payload`` when no extension is in use."""
-    return Frame(Opcode.TEXT, payload).serialize(mask=False)
+    """The whole text frame a server writes for ``payload`` when no extension is in use.
+
+    RFC 6455's framing: no mask (servers do not mask), the payload length in 7 bits, or 16 or
+    64 bits after the markers 126 and 127. What websockets' own ``Frame.serialize`` writes.
+    """
+    length = len(payload)
+    if length < 126:
+        header = bytes((_FIN_TEXT, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", _FIN_TEXT, 126, length)
+    else:
+        header = struct.pack("!BBQ", _FIN_TEXT, 127, length)
+    return header + payload
 
 
 class WebSocketSink:
@@ -39,7 +55,10 @@ class WebSocketSink:
 
     def write(self, data: bytes) -> None:
         ws = self._ws
-        ws.protocol.send_text(data)
+        if not ws.protocol.extensions:
+            ws.transport.write(text_frame(data))
+            return
+        ws.protocol.send_text(data)  # permessage-deflate: the protocol compresses and frames
         ws.send_data()
 
     def framed_alike(self) -> bool:
