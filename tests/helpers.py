@@ -40,6 +40,15 @@ class FakeClock:
         self.now += seconds
 
 
+async def next_turn() -> None:
+    """Let every task that is ready run one step: a yield to the event loop, not a timed wait.
+
+    For code under test that reacts in the same turn (a task waiting on a queue the test fed, a
+    callback scheduled with ``call_soon``); the step it takes is deterministic.
+    """
+    await asyncio.sleep(0)
+
+
 class ManualClock:
     """An event loop's clock for ``Deadlines``: it moves only when the test says so (``advance``)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.helpers import ManualClock
+from tests.helpers import ManualClock, next_turn
 from websockets.frames import Frame, Opcode
 
 from wirehub.server.deadlines import Deadlines
@@ -103,10 +103,6 @@ def outbox(
         hard_limit_bytes=4 * LIMIT,
         on_slow=slow,
     )
-
-
-async def next_turn() -> None:
-    await asyncio.sleep(0)
 
 
 async def test_offer_is_written_in_the_same_turn_as_the_very_bytes_offered(

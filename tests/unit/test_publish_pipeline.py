@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from tests.helpers import next_turn
 
 from wirehub.errors import BrokerUnavailable, StoreUnavailable
 from wirehub.server.pipeline import PublishPipeline
@@ -152,7 +153,7 @@ async def test_a_publisher_that_stops_waiting_leaves_its_publication_in_line(
     """Cancelling ``publish`` does not take the publication out: it is still published, in order."""
     broker.gate = asyncio.Event()
     first = asyncio.create_task(pipeline.publish("c", NewPublication(1), LIMITS))
-    await asyncio.sleep(0)  # the task submits its publication
+    await next_turn()  # the task submits its publication
     second = pipeline.publish("c", NewPublication(2), LIMITS)
     first.cancel()
     broker.gate.set()

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, next_turn
 
 from wirehub.server.replicas import MISSED_HEARTBEATS, Answer, Replicas
 from wirehub.types import JSON, BrokerMessage, ControlMessage, NodeAlive, NodeGone
@@ -90,8 +90,8 @@ async def pair(clock: FakeClock) -> AsyncIterator[tuple[ControlBus, Replicas, Re
 async def _until(condition: Callable[[], bool]) -> None:
     """Let the replicas' own tasks run until ``condition`` holds (they finish within a few steps)."""
     async with asyncio.timeout(5):
-        while not condition():  # noqa: ASYNC110 - the tasks under test signal nothing else
-            await asyncio.sleep(0)
+        while not condition():
+            await next_turn()
 
 
 async def test_replicas_know_each_other_once_both_started(

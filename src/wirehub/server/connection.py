@@ -47,7 +47,7 @@ from wirehub.protocol.codec import PING, decode_frame, encode_error, encode_repl
 from wirehub.protocol.frames import Command, ConnectRequest, Pong, PublishRequest, SendRequest
 from wirehub.protocol.session import Session, State
 from wirehub.server import commands, subscriptions
-from wirehub.server.deadlines import Deadlines
+from wirehub.server.deadlines import Clock, Deadlines
 from wirehub.server.limits import TokenBucket
 from wirehub.server.node import Node
 from wirehub.server.outbox import Outbox
@@ -73,6 +73,7 @@ class Client:
 
     __slots__ = (
         "_background",
+        "_clock",
         "_closer",
         "_closing",
         "_commands",
@@ -95,7 +96,7 @@ class Client:
         "ws",
     )
 
-    def __init__(self, node: Node, ws: ServerConnection) -> None:
+    def __init__(self, node: Node, ws: ServerConnection, *, clock: Clock | None = None) -> None:
         self.id = str(uuid.uuid4())
         self.node = node
         self.ws = ws
@@ -109,7 +110,9 @@ class Client:
         self.user = User("")
         self.subs: dict[str, Subscription] = {}
         self._loop = loop = asyncio.get_running_loop()
-        self._deadlines = Deadlines(loop)
+        self._clock: Clock = clock or loop
+        """Deadlines and rate limits run on it (tests pass a clock of their own)."""
+        self._deadlines = Deadlines(self._clock)
         self.outbox = Outbox(
             WebSocketSink(ws),
             node.flusher,
@@ -130,7 +133,7 @@ class Client:
         self._idle: asyncio.Future[None] | None = None
         """Set once ``_in_flight`` is back to 0, while a command waits for that."""
         self.expire_at: int | None = None
-        now = loop.time()
+        now = self._clock.time()
         # Commands: 111 once the bucket is empty, 3013 once the client owes a further burst.
         self._commands: TokenBucket | None = None
         self._commands_debt_limit = -float(settings.command_burst)
@@ -244,7 +247,7 @@ class Client:
         if isinstance(request, Pong):
             return
         if self._commands is not None:
-            balance = self._commands.take(self._loop.time())
+            balance = self._commands.take(self._clock.time())
             if balance < 0:
                 if balance < self._commands_debt_limit:
                     raise DisconnectTooManyRequests()
@@ -305,7 +308,7 @@ class Client:
         settings = self.settings
         if settings.max_errors <= 0:
             return False
-        now = self._loop.time()
+        now = self._clock.time()
         if self._errors is None:
             self._errors = TokenBucket(
                 settings.max_errors / settings.max_errors_interval_s, settings.max_errors, now
