@@ -158,4 +158,54 @@ async def test_a_publisher_that_stops_waiting_leaves_its_publication_in_line(
     first.cancel()
     broker.gate.set()
     await second
+    await pipeline.close()  # the broker stage runs after the acks
     assert [pub.data for _, pub in broker.published] == [1, 2]
+
+
+async def test_stored_publications_are_acknowledged_while_the_broker_is_stuck(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """A broker that takes nothing delays the fan-out, never the ack of what the store has."""
+    broker.gate = asyncio.Event()
+    first, _ = await pipeline.publish("c", NewPublication(1), LIMITS)
+    second, _ = await pipeline.publish("c", NewPublication(2), LIMITS)
+    assert (first.offset, second.offset) == (1, 2)
+    assert broker.published == []
+    broker.gate.set()
+    await pipeline.close()
+    assert [pub.offset for _, pub in broker.published] == [1, 2]
+
+
+async def test_unstored_publication_waits_for_the_broker_behind_stored_ones(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """An unstored publication is acknowledged once the broker has it, after the stored ones before it."""
+    broker.gate = asyncio.Event()
+    stored = asyncio.ensure_future(pipeline.publish("c", NewPublication("stored"), LIMITS))
+    unstored = asyncio.ensure_future(pipeline.publish("c", NewPublication("live"), None))
+    await stored
+    await next_turn()
+    assert not unstored.done()
+    broker.gate.set()
+    await unstored
+    assert [pub.data for _, pub in broker.published] == ["stored", "live"]
+
+
+async def test_a_full_broker_backlog_leaves_out_the_oldest(
+    pipeline: PublishPipeline,
+    broker: RecordingBroker,
+    local: list[tuple[str, BrokerMessage]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_BROKER_BACKLOG waiting publications, the oldest stored ones are delivered here only."""
+    monkeypatch.setattr("wirehub.server.pipeline.MAX_BROKER_BACKLOG", 3)
+    broker.gate = asyncio.Event()
+    results = await asyncio.gather(*(pipeline.publish("c", NewPublication(n), LIMITS) for n in range(6)))
+    assert [pub.offset for pub, _ in results] == list(range(1, 7))
+    broker.gate.set()
+    await pipeline.close()
+    handed_over = [pub.offset for _, pub in broker.published]
+    left_out = [message.offset for _, message in local if isinstance(message, Publication)]
+    assert sorted(handed_over + left_out) == list(range(1, 7))
+    assert handed_over == sorted(handed_over)
+    assert left_out

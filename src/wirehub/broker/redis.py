@@ -81,6 +81,10 @@ SUBSCRIBE_BATCH = 256
 """Channels per SUBSCRIBE when a link resubscribes (a cluster link sends one per channel)."""
 HEALTH = b"health"
 """Payload of the pings that check an idle link."""
+PROBE_INTERVAL_S = 0.25
+"""How often a server that stopped answering commands is pinged."""
+PROBE_TIMEOUT_S = 1.0
+"""How long such a ping may take to count as an answer."""
 
 
 # --------------------------------------------------------------------------- names
@@ -155,6 +159,10 @@ class RedisClient:
             )
             self._commands = Redis(connection_pool=pool)
         self._limit = asyncio.Semaphore(max_connections)
+        self._down: dict[tuple[str, int] | None, asyncio.Task[None]] = {}
+        """Servers (by address; None for the one server) that let a command time out, each with
+        the task that probes it: commands to them fail at once until it answers again. (A server
+        that refuses connections needs no such mark: that fails at once by itself.)"""
 
     async def check(self) -> None:
         """Reach Redis once (and learn a cluster's slots); ``BrokerUnavailable`` if it cannot."""
@@ -166,13 +174,22 @@ class RedisClient:
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable("broker unreachable") from exc
 
+    @property
+    def reachable(self) -> bool:
+        """False while a server that let a command time out has not answered since."""
+        return not self._down
+
     async def publish(self, name: str, data: bytes) -> None:
+        server = self._server_of(name)
         try:
             if isinstance(self._commands, RedisCluster):
                 async with self._limit:
                     await self._commands.execute_command("SPUBLISH", name, data)
             else:
                 await self._commands.publish(name, data)
+        except RedisTimeoutError as exc:
+            self._mark_down(server, name)
+            raise BrokerUnavailable("broker unavailable") from exc
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable("broker unavailable") from exc
 
@@ -180,11 +197,65 @@ class RedisClient:
         return self._commands.register_script(lua)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
+        server = self._server_of(keys[0])
         try:
             async with self._limit:
                 return await script(keys=list(keys), args=list(args))
+        except RedisTimeoutError as exc:
+            self._mark_down(server, keys[0])
+            raise BrokerUnavailable("presence unavailable") from exc
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable("presence unavailable") from exc
+
+    # ------------------------------------------------------------------ failing fast
+
+    def _server_of(self, name: str) -> tuple[str, int] | None:
+        """The server ``name`` lives on; ``BrokerUnavailable`` at once while it is known down.
+
+        A frozen Redis answers nothing until the command timeout: without this, every caller
+        would wait out a timeout of its own, one after another.
+        """
+        server: tuple[str, int] | None = None
+        if self.cluster:
+            try:
+                server = self.address_of(name.encode())
+            except Exception:  # slots not known yet: the command itself will learn them
+                return None
+        if server in self._down:
+            raise BrokerUnavailable("broker unavailable")
+        return server
+
+    def answered(self, server: tuple[str, int] | None) -> None:
+        """The server answered (a pub/sub link heard from it): stop failing commands to it."""
+        probe = self._down.pop(server, None)
+        if probe is not None:
+            probe.cancel()
+            logger.info("redis answers again", extra={"server": str(server or "")})
+
+    def _mark_down(self, server: tuple[str, int] | None, name: str) -> None:
+        if server in self._down or (self.cluster and server is None):
+            return
+        logger.warning(
+            "redis does not answer; failing fast until it does", extra={"server": str(server or "")}
+        )
+        self._down[server] = asyncio.get_running_loop().create_task(self._probe(server, name))
+
+    async def _probe(self, server: tuple[str, int] | None, name: str) -> None:
+        """Ping the server every PROBE_INTERVAL_S until it answers, then let commands through again."""
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    if isinstance(self._commands, RedisCluster):
+                        node = self._commands.get_node_from_key(name)
+                        await self._commands.execute_command("PING", target_nodes=node)
+                    else:
+                        await self._commands.ping()
+            except (RedisError, OSError, TimeoutError):
+                continue
+            self._down.pop(server, None)
+            logger.info("redis answers again", extra={"server": str(server or "")})
+            return
 
     # ------------------------------------------------------------------ pub/sub side
 
@@ -227,6 +298,10 @@ class RedisClient:
         return cls(**options)
 
     async def close(self) -> None:
+        for probe in self._down.values():
+            probe.cancel()
+        await asyncio.gather(*self._down.values(), return_exceptions=True)
+        self._down.clear()
         with contextlib.suppress(RedisError, OSError):
             await self._commands.aclose()
 
@@ -452,6 +527,7 @@ class _Link:
             self._on_pong(response[1])
 
     def _on_pong(self, payload: Any) -> None:
+        self._broker.client.answered(self.address)  # the server answers: commands may go again
         if self._resync is not None and payload == self._resync[0]:
             # What a MOVED reply refused meanwhile is not subscribed here: the rebalance has it.
             names = self._resync[1] & self.channels

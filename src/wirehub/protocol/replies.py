@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from wirehub.protocol.codec import encode
 from wirehub.types import JSON, ClientInfo, HistoryPage, PresenceStats, Publication, StreamPosition, WireDict
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "history_result",
     "presence_result",
     "presence_stats_result",
+    "publications_within",
     "refresh_result",
     "rpc_result",
     "sub_refresh_result",
@@ -25,6 +27,16 @@ __all__ = [
 
 SUBSCRIBE_PUSH_FIELDS = ("recoverable", "positioned", "epoch", "offset", "data")
 """What a ``subscribe`` push carries of a subscribe result."""
+
+
+def publications_within(publications: Sequence[Publication], budget_bytes: int) -> int:
+    """How many of ``publications``, from the first, fit in a reply of ``budget_bytes`` (at least one)."""
+    size = 0
+    for count, pub in enumerate(publications):
+        size += len(encode(pub.to_wire())) + 1
+        if size > budget_bytes and count:
+            return count
+    return len(publications)
 
 
 def connect_result(

@@ -50,6 +50,7 @@ from wirehub.protocol.replies import (
     history_result,
     presence_result,
     presence_stats_result,
+    publications_within,
     refresh_result,
     rpc_result,
     sub_refresh_result,
@@ -57,7 +58,7 @@ from wirehub.protocol.replies import (
 from wirehub.server import subscriptions
 from wirehub.server.pipeline import OnDone
 from wirehub.server.subscriptions import Subscription
-from wirehub.types import User, WireDict
+from wirehub.types import HistoryPage, User, WireDict
 
 if TYPE_CHECKING:
     from wirehub.server.connection import Client
@@ -282,6 +283,11 @@ async def history(client: Client, request: HistoryRequest) -> WireDict:
     )
     if request.since_epoch and request.since_epoch != page.position.epoch:
         raise UnrecoverablePosition()
+    fit = publications_within(page.publications, client.reply_budget_bytes)
+    if fit < len(page.publications):
+        # A reply the write queue could not hold would only close the client as slow: it gets
+        # what fits, and pages on from the last offset (``since``) for the rest.
+        page = HistoryPage(page.publications[:fit], page.position)
     return history_result(page)
 
 

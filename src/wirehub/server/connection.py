@@ -63,6 +63,9 @@ CLOSE_DEADLINE_S = 3.0
 
 HARD_LIMIT_FACTOR = 4
 """A backlog past this many times ``client.write_queue_max_bytes`` is slow at once."""
+REPLY_BUDGET_FACTOR = 2
+"""The largest reply (history, recovery) is this many times ``client.write_queue_max_bytes``: well
+under the hard limit, so one reply never makes a reading client slow."""
 
 _PEER_GONE = Disconnect()
 """The reason of a connection the client ended: nothing more is written to it."""
@@ -319,6 +322,10 @@ class Client:
         self.deliver(encode_reply(command.id, command.method, result))
 
     # ------------------------------------------------------------------ what the node and hub call
+
+    @property
+    def reply_budget_bytes(self) -> int:
+        return REPLY_BUDGET_FACTOR * self.settings.write_queue_max_bytes
 
     @property
     def closing(self) -> bool:

@@ -1,21 +1,27 @@
 """A node's publications, per channel, in the order they were submitted: store, then broker.
 
-``submit`` never awaits: it queues the publication on its channel, and its ``on_done`` callback
-is called with the publication and its stream's epoch once the broker has it (or, when the broker
-failed, once this node's subscribers have it: see below), in the same step as the fan-out, so a
-publisher's reply can leave in the same frame as the push. ``publish`` is the awaitable form.
+Each channel has a line of two stages, each with a task only while it has work (not one per
+publication):
 
-While one channel's publications are being stored or published, further ones queue up behind
-them; when the store
-is free again, everything queued for a channel with history goes to the store as one batch (group
-commit), so a burst pays one store round trip, whether it comes from many publishers or from one
-connection's pipelined publishes. Then each publication is handed to the broker in offset order.
-One task runs per channel while that channel has work, not one per publication.
+* the **store** stage takes everything queued for a channel with history and stores it as one
+  batch (group commit: a burst pays one store round trip, whether it comes from many publishers
+  or from one connection's pipelined publishes). A stored publication is acknowledged at once:
+  the store holds it, so nothing acknowledged is lost whatever the broker does next;
+* the **broker** stage hands publications to the broker one after another, in the order they
+  were submitted (stored ones in offset order). A publication without history is acknowledged
+  once the broker has it.
 
-A publication the store has is acknowledged even if the broker then fails: this node's
-subscribers get it at once (in offset order) and other nodes fill the hole from the store, as
-they do after any broker outage. A publication without history that the broker did not take
-fails with ``BrokerUnavailable`` (100, temporary): nothing holds it, the publisher may retry.
+So a slow or frozen broker delays only the fan-out to other replicas, never the acknowledgement
+of a stored publication. A stored publication the broker does not take reaches this node's
+subscribers at once (in offset order) and other nodes fill the hole from the store, as after any
+broker outage. A publication without history that the broker does not take fails with
+``BrokerUnavailable`` (100, temporary): nothing holds it, the publisher may retry. Should a
+channel's broker backlog pass ``MAX_BROKER_BACKLOG`` (a broker that takes nothing for long),
+the oldest publications leave the line the same way.
+
+``submit`` never awaits; ``on_done`` is told the outcome, from the stage that settles it (for a
+publication without history in the same step as the fan-out, so that a publisher's reply can
+leave in the same frame as its push). ``publish`` is the awaitable form.
 """
 
 from __future__ import annotations
@@ -23,20 +29,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from wirehub.broker.base import Broker
 from wirehub.errors import BrokerUnavailable
 from wirehub.storage.base import MessageStore
 from wirehub.types import BrokerMessage, HistoryLimits, NewPublication, Publication
 
-__all__ = ["MAX_BATCH", "PublishPipeline"]
+__all__ = ["MAX_BATCH", "MAX_BROKER_BACKLOG", "OnDone", "PublishPipeline", "Published"]
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 """Publications of one channel stored in one round trip, at most."""
+
+MAX_BROKER_BACKLOG = 10_000
+"""Publications of one channel waiting for the broker, at most (see the module docstring)."""
 
 Published = tuple[Publication, str]
 """A publication with its offset, and its stream's epoch ("" when it was not stored)."""
@@ -69,6 +79,29 @@ class _Pending:
             logger.exception("publish outcome callback failed")
 
 
+@dataclass(slots=True)
+class _Outgoing:
+    """A publication on its way to the broker; ``epoch`` is "" when it was not stored."""
+
+    pending: _Pending
+    pub: Publication
+    epoch: str
+
+
+@dataclass(slots=True)
+class _Line:
+    """One channel's two stages."""
+
+    store: deque[_Pending] = field(default_factory=deque)
+    broker: deque[_Outgoing] = field(default_factory=deque)
+    storing: bool = False
+    publishing: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return not (self.storing or self.publishing or self.store or self.broker)
+
+
 class PublishPipeline:
     def __init__(
         self, store: MessageStore, broker: Broker, deliver_locally: Callable[[str, BrokerMessage], None]
@@ -77,23 +110,20 @@ class PublishPipeline:
         self._broker = broker
         self._deliver_locally = deliver_locally
         """How a stored publication reaches this node's subscribers when the broker failed."""
-        self._queues: dict[str, deque[_Pending]] = {}
+        self._lines: dict[str, _Line] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(
         self, channel: str, pub: NewPublication, limits: HistoryLimits | None, on_done: OnDone
     ) -> None:
         """Queue ``pub`` behind the channel's earlier publications; store it if ``limits`` is given."""
-        queue = self._queues.get(channel)
-        if queue is None:
-            queue = self._queues[channel] = deque()
-            self._start(channel, queue)
-        queue.append(_Pending(pub, limits, on_done))
-
-    def _start(self, channel: str, queue: deque[_Pending]) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(channel, queue))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        line = self._lines.get(channel)
+        if line is None:
+            line = self._lines[channel] = _Line()
+        line.store.append(_Pending(pub, limits, on_done))
+        if not line.storing:
+            line.storing = True
+            self._start(self._store_stage(channel, line))
 
     async def submit_soon(
         self, channel: str, pub: NewPublication, limits: HistoryLimits | None, on_done: OnDone
@@ -102,22 +132,15 @@ class PublishPipeline:
         broker in the caller's own task: no task of its own, and the in-process broker has
         delivered it (and ``on_done`` has been called) when this returns.
         """
-        if limits is not None or channel in self._queues:
+        if limits is not None or channel in self._lines:
             self.submit(channel, pub, limits, on_done)
             return
-        pending = _Pending(pub, None, on_done)
-        queue: deque[_Pending] = deque()
-        self._queues[channel] = queue  # what others submit meanwhile waits behind this one
+        line = self._lines[channel] = _Line(publishing=True)  # what comes meanwhile queues behind
         try:
-            await self._fan_out(channel, pending, _unstored(pub), "")
-        except asyncio.CancelledError:
-            pending.fail(asyncio.CancelledError())
-            raise
+            await self._hand_over(channel, _Outgoing(_Pending(pub, None, on_done), _unstored(pub), ""))
         finally:
-            if queue:
-                self._start(channel, queue)
-            else:
-                del self._queues[channel]
+            line.publishing = False
+            self._after_broker(channel, line)
 
     async def publish(self, channel: str, pub: NewPublication, limits: HistoryLimits | None) -> Published:
         """``submit`` and wait for the outcome; a caller that stops waiting leaves it in line."""
@@ -137,45 +160,96 @@ class PublishPipeline:
 
     async def close(self) -> None:
         """Wait for what is queued to be stored and handed over."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _run(self, channel: str, queue: deque[_Pending]) -> None:
+    # ------------------------------------------------------------------ the stages
+
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _store_stage(self, channel: str, line: _Line) -> None:
         try:
-            while queue:
-                batch = _next_batch(queue)
-                if batch[0].limits is None:
-                    for pending in batch:
-                        await self._fan_out(channel, pending, _unstored(pending.pub), "")
+            while line.store:
+                batch = _next_batch(line.store)
+                limits = batch[0].limits
+                if limits is None:
+                    self._to_broker(channel, line, [_Outgoing(p, _unstored(p.pub), "") for p in batch])
                     continue
                 try:
-                    appended = await self._store.append(
-                        channel, [p.pub for p in batch], limits=batch[0].limits
-                    )
+                    appended = await self._store.append(channel, [p.pub for p in batch], limits=limits)
                 except Exception as exc:
                     for pending in batch:
                         pending.fail(exc)
                     continue
+                outgoing = []
                 for pending, pub in zip(batch, appended.publications, strict=True):
-                    await self._fan_out(channel, pending, pub, appended.epoch)
-        finally:
-            del self._queues[channel]
-            for pending in queue:  # only when cancelled (the node closes)
+                    pending.succeed((pub, appended.epoch))  # stored: acknowledged, whatever follows
+                    outgoing.append(_Outgoing(pending, pub, appended.epoch))
+                self._to_broker(channel, line, outgoing)
+        except asyncio.CancelledError:
+            for pending in line.store:  # the node closes
                 pending.fail(asyncio.CancelledError())
+            raise
+        finally:
+            line.storing = False
+            self._forget_if_idle(channel, line)
 
-    async def _fan_out(self, channel: str, pending: _Pending, pub: Publication, epoch: str) -> None:
+    def _to_broker(self, channel: str, line: _Line, outgoing: list[_Outgoing]) -> None:
+        line.broker.extend(outgoing)
+        excess = len(line.broker) - MAX_BROKER_BACKLOG
+        if excess > 0:
+            logger.warning("broker backlog full; oldest publications left out", extra={"channel": channel})
+            for _ in range(excess):
+                self._broker_failed(channel, line.broker.popleft(), BrokerUnavailable())
+        if not line.publishing:
+            line.publishing = True
+            self._start(self._broker_stage(channel, line))
+
+    async def _broker_stage(self, channel: str, line: _Line) -> None:
         try:
-            await self._broker.publish(channel, pub)
-        except BrokerUnavailable as exc:
-            if not epoch:
-                pending.fail(exc)  # nothing holds it: the publisher learns and may retry
-                return
-            logger.warning("broker publish failed; delivered locally", extra={"channel": channel})
-            self._deliver_locally(channel, pub)
+            while line.broker:
+                await self._hand_over(channel, line.broker.popleft())
+        except asyncio.CancelledError:
+            for outgoing in line.broker:  # the node closes
+                outgoing.pending.fail(asyncio.CancelledError())
+            raise
+        finally:
+            line.publishing = False
+            self._after_broker(channel, line)
+
+    async def _hand_over(self, channel: str, outgoing: _Outgoing) -> None:
+        try:
+            await self._broker.publish(channel, outgoing.pub)
+        except asyncio.CancelledError:
+            outgoing.pending.fail(asyncio.CancelledError())
+            raise
         except Exception as exc:
-            logger.exception("broker publish failed", extra={"channel": channel})
-            pending.fail(exc)
+            self._broker_failed(channel, outgoing, exc)
             return
-        pending.succeed((pub, epoch))
+        if not outgoing.epoch:
+            outgoing.pending.succeed((outgoing.pub, ""))
+
+    def _broker_failed(self, channel: str, outgoing: _Outgoing, exc: Exception) -> None:
+        if not outgoing.epoch:
+            outgoing.pending.fail(exc)  # nothing holds it: the publisher learns and may retry
+            return
+        if not isinstance(exc, BrokerUnavailable):
+            logger.error("broker publish failed", extra={"channel": channel}, exc_info=exc)
+        self._deliver_locally(channel, outgoing.pub)
+
+    def _after_broker(self, channel: str, line: _Line) -> None:
+        if line.broker and not line.publishing:
+            line.publishing = True  # queued behind a publication handed over in a caller's task
+            self._start(self._broker_stage(channel, line))
+        else:
+            self._forget_if_idle(channel, line)
+
+    def _forget_if_idle(self, channel: str, line: _Line) -> None:
+        if line.idle and self._lines.get(channel) is line:
+            del self._lines[channel]
 
 
 def _next_batch(queue: deque[_Pending]) -> list[_Pending]:

@@ -27,10 +27,10 @@ from wirehub.errors import (
 )
 from wirehub.protocol.codec import encode_push
 from wirehub.protocol.frames import Command, SubscribeRequest
-from wirehub.protocol.replies import subscribe_push, subscribe_result, unsubscribe_push
+from wirehub.protocol.replies import publications_within, subscribe_push, subscribe_result, unsubscribe_push
 from wirehub.protocol.session import State
 from wirehub.server.hub import Joined, Recovery
-from wirehub.types import JSON, ClientInfo, SubscribeUser, WireDict
+from wirehub.types import JSON, ClientInfo, StreamPosition, SubscribeUser, WireDict
 
 if TYPE_CHECKING:
     from wirehub.server.connection import Client
@@ -89,6 +89,14 @@ async def join(
         recovery = Recovery(request.offset, request.epoch, client.settings.recovery_max_publication_limit)
 
     def on_joined(joined: Joined) -> bool:
+        if joined.recovered and not _fits(client, joined):
+            # The missed publications would not fit the write queue: the client is told it could
+            # not recover (it then loads history in pages) rather than closed as slow, again and
+            # again, by a reply it cannot take.
+            client.log.info("recovery too large for one reply", extra={"channel": sub.channel})
+            last = joined.publications[-1].offset
+            assert joined.position is not None
+            joined = Joined(StreamPosition(last, joined.position.epoch))
         if recovery is not None and not joined.recovered and request.reject_unrecovered:
             return False
         result = subscribe_result(
@@ -150,6 +158,11 @@ async def join(
             sub.channel,
             node.joined(sub.channel, sub.info, presence=False, announce=True),
         )
+
+
+def _fits(client: Client, joined: Joined) -> bool:
+    pubs = joined.publications
+    return publications_within(pubs, client.reply_budget_bytes) == len(pubs)
 
 
 async def join_server_side(
