@@ -29,6 +29,7 @@ from wirehub.broker.memory_limits import MemoryRateLimiter
 from wirehub.channels.context import State
 from wirehub.channels.router import Router
 from wirehub.config import Settings, load_settings
+from wirehub.server.admission import AcceptErrorThrottle, raise_fd_limit
 from wirehub.server.gateway import Gateway
 from wirehub.server.http import HttpServer
 from wirehub.server.node import Node
@@ -214,6 +215,13 @@ def build_accounts(settings: Settings, store: MessageStore) -> Accounts | None:
     )
 
 
+def install_accept_error_throttle() -> None:
+    """Summarise asyncio's per-accept errors when file descriptors run out (once per process)."""
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, AcceptErrorThrottle) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(AcceptErrorThrottle())
+
+
 def build_node(settings: Settings, app: App) -> Node:
     broker, presence = build_broker(settings)
     return Node(
@@ -261,6 +269,8 @@ async def start(settings: Settings, app: App | Router) -> Running:
     if isinstance(app, Router):
         app = App(app)
     settings = with_token_secret(settings)
+    raise_fd_limit()  # before the node sizes its connection cap on it
+    install_accept_error_throttle()
     node = build_node(settings, app)
     await node.start()
     gateway = Gateway(node)

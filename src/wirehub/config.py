@@ -7,6 +7,7 @@ every problem, each naming its key, and raises one ``ConfigError``.
 """
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -40,12 +41,23 @@ class ServerSettings:
     allowed_origins: tuple[str, ...] = ()
     # A client that has not completed the WebSocket handshake by then is dropped.
     handshake_timeout_s: float = 10.0
+    # Load balancers or proxies in front of the gateway (addresses or CIDR networks): their
+    # X-Forwarded-For names the client (logs, per-address limits), and they are not capped per address.
+    trusted_proxies: tuple[str, ...] = ()
+    # Open connections (both ports together) of one client address, and of the process; 0 for
+    # the total: the open-files limit (raised to its hard limit at start) less a reserve.
+    max_connections_per_address: int = 4096
+    max_connections: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8001
+    # A request whose head (then body) has not arrived by then is answered 408 and closed; an idle
+    # kept-alive connection is closed after keepalive_timeout_s.
+    request_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,10 @@ class ClientSettings:
     # New WebSocket handshakes per second on this replica (token bucket): 503 before the upgrade.
     connection_rate_per_s: float = 500.0
     connection_burst: int = 1000
+    # The same per client address (its X-Forwarded-For from a trusted proxy): one address cannot
+    # take the whole handshake budget.
+    connection_rate_per_address_per_s: float = 50.0
+    connection_burst_per_address: int = 200
     # Commands per second per connection (token bucket): error 111 when empty, close 3013 when the
     # client keeps going until it owes another whole burst.
     command_rate_per_s: float = 200.0
@@ -384,11 +400,24 @@ def _validate_limits(settings: Settings) -> list[str]:
         problems.append("server.allowed_origins: origins cannot be empty or padded with spaces")
     if settings.server.handshake_timeout_s <= 0:
         problems.append("server.handshake_timeout_s: must be positive")
+    for entry in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(f"server.trusted_proxies: {entry!r} is not an address or a network (CIDR)")
+    if settings.server.max_connections_per_address < 0:
+        problems.append("server.max_connections_per_address: cannot be negative (0 disables the cap)")
+    if settings.server.max_connections < 0:
+        problems.append("server.max_connections: cannot be negative (0 follows the open-files limit)")
+    for key in ("request_timeout_s", "keepalive_timeout_s"):
+        if getattr(settings.http, key) <= 0:
+            problems.append(f"http.{key}: must be positive")
     for key in ("user_connection_limit", "channel_limit", "max_errors"):
         if getattr(c, key) < 0:
             problems.append(f"client.{key}: cannot be negative (0 disables the limit)")
     for rate, burst in (
         ("connection_rate_per_s", "connection_burst"),
+        ("connection_rate_per_address_per_s", "connection_burst_per_address"),
         ("command_rate_per_s", "command_burst"),
     ):
         if getattr(c, rate) < 0:

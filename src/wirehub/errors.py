@@ -389,6 +389,12 @@ class BodyTooLarge(AccountError):
     default_message = "request body too large"
 
 
+class BodyTimeout(AccountError):
+    code = "request_timeout"
+    status = 408
+    default_message = "request body not received in time"
+
+
 class UnsupportedMediaType(AccountError):
     code = "unsupported_media_type"
     status = 415

@@ -33,6 +33,7 @@ from wirehub.errors import (
     AccountsUnavailable,
     BadRequest,
     BearerTokenExpired,
+    BodyTimeout,
     BodyTooLarge,
     Forbidden,
     Invalid,
@@ -47,7 +48,7 @@ from wirehub.errors import (
     UnknownNamespace,
     UnsupportedMediaType,
 )
-from wirehub.server.http_body import BodyTooLargeError, InvalidJsonError, read_json
+from wirehub.server.http_body import BodyTimeoutError, BodyTooLargeError, InvalidJsonError, read_json
 from wirehub.server.node import Node
 from wirehub.types import JSON, User
 
@@ -188,9 +189,11 @@ class AccountRoutes:
         if request.content_type != "application/json":
             raise UnsupportedMediaType()
         try:
-            body = await read_json(request, self._max_body_bytes)
+            body = await read_json(request, self._max_body_bytes, self.node.settings.http.request_timeout_s)
         except BodyTooLargeError as exc:
             raise BodyTooLarge(str(exc)) from None
+        except BodyTimeoutError as exc:
+            raise BodyTimeout(str(exc)) from None
         except InvalidJsonError as exc:
             raise BadRequest(str(exc)) from None
         if not isinstance(body, dict):

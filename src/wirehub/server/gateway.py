@@ -1,9 +1,12 @@
 """The WebSocket listener: accepts upgrades on the configured path and serves each connection.
 
-Before the upgrade it refuses, cheaply and with plain HTTP: another path (404), a browser origin
-outside ``server.allowed_origins`` (403), and handshakes beyond ``client.connection_rate_per_s``
-on this replica (503 with ``Retry-After``; the SDKs retry with backoff). A client that does not
-finish its handshake within ``server.handshake_timeout_s`` is dropped.
+A TCP connection past the open-connection caps (per client address, and in total: see
+``admission``) is dropped as soon as it is accepted. Before the upgrade the listener refuses,
+cheaply and with plain HTTP: another path (404), a browser origin outside
+``server.allowed_origins`` (403), and handshakes beyond ``client.connection_rate_per_s`` on this
+replica or ``client.connection_rate_per_address_per_s`` from one address (503 with
+``Retry-After``; the SDKs retry with backoff). A client that does not finish its handshake within
+``server.handshake_timeout_s`` is dropped.
 """
 
 from __future__ import annotations
@@ -13,16 +16,45 @@ import logging
 import time
 from collections.abc import Awaitable
 from http import HTTPStatus
+from typing import cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from wirehub.errors import DisconnectShutdown
+from wirehub.server.admission import ConnectionCounter, HandshakeBuckets
 from wirehub.server.connection import Client
 from wirehub.server.limits import OriginPolicy, TokenBucket
 from wirehub.server.node import Node
 
 logger = logging.getLogger(__name__)
+
+
+def _peer_address(transport: asyncio.BaseTransport | None) -> str:
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+
+class CountedServerConnection(ServerConnection):
+    """A websockets connection that counts itself against the node's open-connection caps."""
+
+    counter: ConnectionCounter
+    """Set on the subclass each gateway makes (``_connection_class``)."""
+    peer_address = ""
+    counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer_address = _peer_address(transport)
+        self.counted = self.counter.try_open(self.peer_address)
+        super().connection_made(transport)
+        if not self.counted:
+            cast(asyncio.Transport, transport).abort()  # before the handshake: the fd is back at once
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.counter.close(self.peer_address)
+            self.counted = False
+        super().connection_lost(exc)
 
 
 class Gateway:
@@ -36,6 +68,14 @@ class Gateway:
             self._handshakes = TokenBucket(
                 client.connection_rate_per_s, client.connection_burst, time.monotonic()
             )
+        self._address_handshakes: HandshakeBuckets | None = None
+        if client.connection_rate_per_address_per_s > 0:
+            self._address_handshakes = HandshakeBuckets(
+                client.connection_rate_per_address_per_s, client.connection_burst_per_address
+            )
+        self._connection_class = type(
+            "NodeServerConnection", (CountedServerConnection,), {"counter": node.connections}
+        )
 
     async def start(self) -> None:
         settings = self.node.settings
@@ -51,6 +91,7 @@ class Gateway:
             ping_interval=None,
             close_timeout=2,
             open_timeout=settings.server.handshake_timeout_s,
+            create_connection=self._connection_class,
         )
 
     @property
@@ -68,11 +109,22 @@ class Gateway:
         if len(origins) > 1 or not self._origins.allows(origins[0] if origins else None):
             logger.debug("origin not allowed", extra={"origin": origins[:1]})
             return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
-        if self._handshakes is not None and not self._handshakes.try_take(time.monotonic()):
-            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many new connections\n")
-            response.headers["Retry-After"] = "1"
-            return response
+        now = time.monotonic()
+        if self._address_handshakes is not None:
+            address = self.node.proxies.client_address(
+                _peer_address(connection.transport), request.headers.get("X-Forwarded-For")
+            )
+            if not self._address_handshakes.try_take(address, now):
+                return self._too_many(connection)
+        if self._handshakes is not None and not self._handshakes.try_take(now):
+            return self._too_many(connection)
         return None
+
+    @staticmethod
+    def _too_many(connection: ServerConnection) -> Response:
+        response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many new connections\n")
+        response.headers["Retry-After"] = "1"
+        return response
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]

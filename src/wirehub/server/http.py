@@ -8,6 +8,7 @@ from aiohttp import web
 from wirehub.auth.accounts import Accounts
 from wirehub.server.accounts_http import AccountRoutes
 from wirehub.server.http_api import ServerApiRoutes
+from wirehub.server.http_guard import GuardedSite, watch_requests
 from wirehub.server.node import Node
 
 
@@ -16,20 +17,32 @@ class HttpServer:
         self.node = node
         self.accounts = accounts
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
         self.ready = False
 
     async def start(self) -> None:
         # Bodies are read by each route within its own limit (accounts, server API).
-        app = web.Application(client_max_size=self.node.settings.api.max_body_bytes)
+        app = web.Application(
+            client_max_size=self.node.settings.api.max_body_bytes, middlewares=[watch_requests]
+        )
         app.router.add_get("/health", self._health)
         if self.accounts is not None:
             AccountRoutes(self.node, self.accounts).install(app)
-        ServerApiRoutes(self.node.server, self.node.settings.api).install(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
+        ServerApiRoutes(
+            self.node.server,
+            self.node.settings.api,
+            request_timeout_s=self.node.settings.http.request_timeout_s,
+        ).install(app)
         settings = self.node.settings.http
-        self._site = web.TCPSite(self._runner, settings.host, settings.port)
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.keepalive_timeout_s)
+        await self._runner.setup()
+        self._site = GuardedSite(
+            self._runner,
+            settings.host,
+            settings.port,
+            counter=self.node.connections,
+            request_timeout_s=settings.request_timeout_s,
+        )
         await self._site.start()
 
     @property

@@ -47,7 +47,7 @@ from wirehub.protocol.server_api import (
     UnsubscribeCommand,
     parse_api_command,
 )
-from wirehub.server.http_body import BodyTooLargeError, InvalidJsonError, read_json
+from wirehub.server.http_body import BodyTimeoutError, BodyTooLargeError, InvalidJsonError, read_json
 from wirehub.types import JSON, WireDict
 
 __all__ = ["ServerApiRoutes"]
@@ -67,9 +67,10 @@ def _error(exc: BaseException) -> WireDict:
 class ServerApiRoutes:
     """Installs ``POST /api/{method}`` on an aiohttp application."""
 
-    def __init__(self, server: Server, settings: ApiSettings) -> None:
+    def __init__(self, server: Server, settings: ApiSettings, *, request_timeout_s: float) -> None:
         self._server = server
         self._settings = settings
+        self._request_timeout_s = request_timeout_s
         self._key = settings.key.encode()
         self.enabled = bool(settings.key) or settings.insecure
 
@@ -85,10 +86,12 @@ class ServerApiRoutes:
             return _json({"error": {"code": 401, "message": "unauthorized"}}, status=401)
         method = request.match_info["method"]
         try:
-            body = await read_json(request, self._settings.max_body_bytes)
+            body = await read_json(request, self._settings.max_body_bytes, self._request_timeout_s)
             command = parse_api_command(method, body)
         except BodyTooLargeError as exc:
             return _json({"error": {"code": 413, "message": str(exc)}}, status=413)
+        except BodyTimeoutError as exc:
+            return _json({"error": {"code": 408, "message": str(exc)}}, status=408)
         except (InvalidJsonError, ApiRequestInvalid) as exc:
             return _json({"error": {"code": 400, "message": str(exc)}}, status=400)
         if isinstance(command, BatchCommand):

@@ -5,12 +5,13 @@ Shared by the account endpoints and the server API; each maps the failures to it
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["BodyTooLargeError", "InvalidJsonError", "read_json"]
+__all__ = ["BodyTimeoutError", "BodyTooLargeError", "InvalidJsonError", "read_json"]
 
 
 class BodyTooLargeError(ValueError):
@@ -21,18 +22,26 @@ class InvalidJsonError(ValueError):
     """The body is not UTF-8 JSON (HTTP 400)."""
 
 
-async def read_json(request: web.Request, limit: int) -> Any:
-    """The request's body as decoded JSON, read to at most ``limit`` bytes."""
+class BodyTimeoutError(ValueError):
+    """The body did not arrive in time (HTTP 408): a client sending it byte by byte, or not at all."""
+
+
+async def read_json(request: web.Request, limit: int, timeout_s: float) -> Any:
+    """The request's body as decoded JSON, read to at most ``limit`` bytes within ``timeout_s``."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLargeError(f"request body larger than {limit} bytes")
     data = bytearray()
-    while True:
-        chunk = await request.content.read(limit + 1 - len(data))
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > limit:
-            raise BodyTooLargeError(f"request body larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                chunk = await request.content.read(limit + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > limit:
+                    raise BodyTooLargeError(f"request body larger than {limit} bytes")
+    except TimeoutError:
+        raise BodyTimeoutError(f"request body not received within {timeout_s:g} s") from None
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -16,6 +16,7 @@ import contextlib
 import fnmatch
 import logging
 import os
+import resource
 import socket
 import time
 import uuid
@@ -31,6 +32,7 @@ from wirehub.channels.names import ChannelName, parse_channel
 from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
 from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
+from wirehub.server.admission import ConnectionCounter, TrustedProxies, default_connection_cap
 from wirehub.server.hub import Hub
 from wirehub.server.outbox import FlushScheduler
 from wirehub.server.pipeline import OnDone, Published, PublishPipeline
@@ -123,6 +125,14 @@ class Node:
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
         self.pipeline = PublishPipeline(store, broker, self.hub.on_message)
         self.flusher = FlushScheduler(text_frame)
+        self.proxies = TrustedProxies(settings.server.trusted_proxies)
+        current_fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.connections = ConnectionCounter(
+            per_address=settings.server.max_connections_per_address,
+            total=settings.server.max_connections or default_connection_cap(current_fd_limit),
+            proxies=self.proxies,
+        )
+        """Open connections of both listeners, per address and in total."""
         """Writes every connection's pending output once per event-loop turn."""
         self._clients: dict[str, LocalClient] = {}
         self._resolved: dict[str, tuple[ChannelName, NamespaceOptions]] = {}
