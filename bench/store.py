@@ -95,6 +95,9 @@ class CountingStore:
     async def remove_history(self, channel: str) -> None:
         await self.inner.remove_history(channel)
 
+    async def expire_streams(self, *, limit: int = 500) -> int:
+        return await self.inner.expire_streams(limit=limit)
+
 
 @dataclass(frozen=True, slots=True)
 class Params:

@@ -60,6 +60,9 @@ class GatewayProcess:
             WIREHUB_HTTP_PORT="0",
             WIREHUB_STORE_URL=f"sqlite:///{self.workdir / 'wirehub.db'}",
             WIREHUB_AUTH_TOKEN_HMAC_SECRET=SECRET,
+            # Every test client comes from one address, faster than a real client would: the
+            # per-address handshake limit is off unless a test turns it on (test_admission.py).
+            WIREHUB_CLIENT_CONNECTION_RATE_PER_ADDRESS_PER_S="0",
             PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent), env.get("PYTHONPATH", "")]),
         )
         env.update(self.env)

@@ -165,6 +165,8 @@ class StoreSettings:
     read_preference: str = "primary"
     # A retried publish with the same idempotency key within this window gets the original offset.
     idempotency_window_s: float = 300.0
+    # How often streams whose every publication expired are removed (with what is left of them).
+    sweep_interval_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +486,8 @@ def _validate_store(store: StoreSettings) -> list[str]:
         problems.append(f"store.read_preference: one of {', '.join(READ_PREFERENCE_NAMES)}")
     if store.idempotency_window_s < 0:
         problems.append("store.idempotency_window_s: cannot be negative")
+    if store.sweep_interval_s <= 0:
+        problems.append("store.sweep_interval_s: must be positive")
     return problems
 
 

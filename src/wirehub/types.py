@@ -59,13 +59,18 @@ class NewPublication:
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """A publication as clients receive it. ``offset`` is 0 in channels without history."""
+    """A publication as clients receive it. ``offset`` is 0 in channels without history.
+
+    ``epoch`` is the stream's, on publications that travel between nodes (so that a node learns
+    when a stream was created, or lost and created anew); clients never see it.
+    """
 
     data: JSON
     offset: int = 0
     info: ClientInfo | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     time_ms: int = 0
+    epoch: str = field(default="", compare=False)
 
     def to_wire(self) -> WireDict:
         wire: WireDict = {"data": self.data}

@@ -22,7 +22,7 @@ from wirehub.errors import StoreUnavailable
 from wirehub.storage.base import MessageStore
 from wirehub.storage.mongo import MongoStore
 from wirehub.storage.sqlite import SqliteStore
-from wirehub.types import JSON, ClientInfo, HistoryLimits, NewPublication, Publication
+from wirehub.types import JSON, ClientInfo, HistoryLimits, NewPublication, Publication, StreamPosition
 
 LIMITS = HistoryLimits(size=1000, ttl_s=3600.0)
 IDEMPOTENCY_WINDOW_S = 300.0
@@ -149,20 +149,62 @@ async def test_append_trims_to_newest_size_when_one_batch_overflows(store: Messa
 # --------------------------------------------------------------------------- position and epoch
 
 
-async def test_position_is_zero_with_stable_epoch_when_channel_unknown(store: MessageStore) -> None:
-    """An unknown channel starts at top 0 with an epoch that then stays the same."""
+async def test_position_of_unknown_channel_is_zero_without_epoch_until_first_append(
+    store: MessageStore,
+) -> None:
+    """A channel never published to has no stream: offset 0, no epoch; the first append makes one."""
     first = await store.position("new")
     second = await store.position("new")
     await _fill(store, "new", 3)
     after_append = await store.position("new")
     page = await store.read("new", since=None, limit=0)
 
-    assert first.offset == 0
-    assert first.epoch
-    assert second == first
+    assert first == second == StreamPosition(0, "")
     assert after_append.offset == 3
-    assert after_append.epoch == first.epoch
+    assert after_append.epoch
     assert page.position == after_append
+
+
+async def test_reads_of_unknown_channels_leave_nothing_to_expire(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    """Positions and history of channels nobody published to store nothing (no stream record)."""
+    for n in range(20):
+        await store.position(f"probe-{n}")
+        await store.read(f"probe-{n}", since=None, limit=10)
+    clock.advance(10**9)
+    assert await store.expire_streams() == 0
+
+
+async def test_expired_stream_is_removed_and_the_next_publication_starts_a_new_one(
+    store: MessageStore, clock: FakeClock
+) -> None:
+    """Once every publication (and idempotency key) expired, expire_streams drops the stream; the
+    next append starts at offset 1 under a new epoch, so no client takes old offsets for new ones."""
+    limits = HistoryLimits(size=10, ttl_s=10.0)
+    await store.append("quiet", _pubs(1, 2), limits=limits)
+    await store.append("busy", _pubs(1), limits=HistoryLimits(size=10, ttl_s=10_000.0))
+    old = await store.position("quiet")
+    clock.advance(11 + IDEMPOTENCY_WINDOW_S)
+
+    assert await store.expire_streams() == 1
+    assert await store.position("quiet") == StreamPosition(0, "")
+    assert (await store.read("quiet", since=None, limit=-1)).publications == []
+    appended = await store.append("quiet", _pubs("again"), limits=limits)
+    assert _offsets(appended.publications) == [1]
+    assert appended.epoch not in ("", old.epoch)
+    assert (await store.position("busy")).offset == 1  # still within its retention
+
+
+async def test_stream_is_kept_while_an_idempotency_key_is_held(store: MessageStore, clock: FakeClock) -> None:
+    """A stream whose publications expired but whose idempotency key is still held stays."""
+    await store.append("ch", [_keyed("once", "k")], limits=HistoryLimits(size=10, ttl_s=1.0))
+    clock.advance(2)
+    assert await store.expire_streams() == 0
+    retried = (
+        await store.append("ch", [_keyed("once", "k")], limits=HistoryLimits(size=10, ttl_s=1.0))
+    ).publications
+    assert _offsets(retried) == [1]
 
 
 async def test_position_epoch_outlives_publications_when_all_trimmed_or_expired(

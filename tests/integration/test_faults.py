@@ -7,14 +7,17 @@ are the behaviour (an ack well before the Redis command timeout), not a performa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import time
 from typing import Any
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
-from tests.helpers import Clients, assert_error, unique
+from tests.helpers import Clients, assert_closed_with, assert_error, unique
 from tests.sdk import (
     CONNECT_CALLED,
     ClientEvents,
@@ -224,3 +227,61 @@ async def _recover_after_missing(
         finally:
             await raw.close_all()
             await sdk.close()
+
+
+# --------------------------------------------------------------------------- bounded storage
+
+
+STREAMS_EXPIRE = """\
+[namespaces.chat]
+history_size = 10
+history_ttl_s = 1.0
+allow_subscribe_for_client = true
+allow_publish_for_client = true
+allow_history_for_client = true
+"""
+
+
+def _stream_rows(gateway: GatewayProcess) -> int:
+    with contextlib.closing(sqlite3.connect(gateway.workdir / "wirehub.db")) as db:
+        return int(db.execute("SELECT count(*) FROM streams").fetchone()[0])
+
+
+async def test_store_keeps_no_record_of_channels_only_read_and_forgets_expired_ones(
+    start_gateway: StartGateway,
+) -> None:
+    """Subscribing to and reading 200 new channels stores nothing; a published stream is removed
+    once its history expired, and publishing again starts a new one."""
+    env = {"WIREHUB_STORE_SWEEP_INTERVAL_S": "0.2"}
+    gateway = await start_gateway(config=STREAMS_EXPIRE, env=env)
+    clients = Clients()
+    try:
+        client = await clients.connected(gateway, "prober")
+        for n in range(200):
+            channel = f"chat:probe-{n}"
+            assert "subscribe" in await client.call("subscribe", {"channel": channel})
+            assert "history" in await client.call("history", {"channel": channel, "limit": 10})
+            assert "unsubscribe" in await client.call("unsubscribe", {"channel": channel})
+        assert _stream_rows(gateway) == 0
+
+        channel = unique("chat:short-lived-")
+        assert "subscribe" in await client.call("subscribe", {"channel": channel})
+        first = await client.call("history", {"channel": channel, "limit": 0})
+        assert first["history"].get("epoch", "") == ""  # no stream yet
+        publisher = await clients.connected(gateway, "publisher")
+        assert (await publisher.call("publish", {"channel": channel, "data": 1})).get("publish") == {}
+        assert (await client.push())["pub"]["offset"] == 1
+        old_epoch = (await publisher.call("history", {"channel": channel, "limit": 0}))["history"]["epoch"]
+        assert _stream_rows(gateway) == 1
+        async with asyncio.timeout(10):
+            while _stream_rows(gateway):  # noqa: ASYNC110 - the sweep has no event to wait on
+                await asyncio.sleep(0.1)
+
+        assert (await publisher.call("publish", {"channel": channel, "data": 2})).get("publish") == {}
+        history = (await publisher.call("history", {"channel": channel, "limit": 10}))["history"]
+        assert [p["offset"] for p in history["publications"]] == [1]  # a new stream, from 1
+        assert history["epoch"] not in ("", old_epoch)
+        # The subscriber's offsets were the old stream's: it is told to recover (and learns the new one).
+        await assert_closed_with(client, 3010)
+    finally:
+        await clients.close_all()

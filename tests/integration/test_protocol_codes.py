@@ -710,10 +710,11 @@ async def _stream_with_publications(clients: Clients, gw: GatewayProcess, count:
     assert result["recoverable"] is True
     assert result["positioned"] is True
     assert "offset" not in result  # an empty stream's top is 0, omitted
-    epoch = result["epoch"]
+    assert result["epoch"] == ""  # nor is there an epoch before the first publication
+    await publish_numbers(publisher, channel, count)
+    epoch = (await publisher.call("history", {"channel": channel, "limit": 0}))["history"]["epoch"]
     assert isinstance(epoch, str)
     assert epoch
-    await publish_numbers(publisher, channel, count)
     return channel, epoch
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
@@ -11,12 +10,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wirehub.errors import DisconnectBadRequest, ErrorReply
-from wirehub.protocol.codec import PING, decode_frame, encode, encode_error, encode_push, encode_reply
+from wirehub.protocol.codec import (
+    COMMAND_LEVELS,
+    MAX_FRAME_DEPTH,
+    MAX_JSON_DEPTH,
+    PING,
+    decode_frame,
+    encode,
+    encode_error,
+    encode_push,
+    encode_reply,
+)
 from wirehub.protocol.frames import (
     Command,
     ConnectRequest,
     Pong,
     PublishRequest,
+    Refused,
     SendRequest,
     SubscribeRequest,
 )
@@ -147,20 +157,18 @@ def _nested_publish(depth: int) -> str:
     return '{"id":1,"publish":{"channel":"c","data":' + "[" * depth + "]" * depth + "}}"
 
 
-def test_decode_frame_accepts_only_payloads_that_can_be_re_encoded_when_deeply_nested() -> None:
-    """The most deeply nested payload decode_frame accepts can still be encoded inside a pub push."""
-    low, high = 0, 4 * sys.getrecursionlimit()  # deepest accepted depth is in [low, high)
-    while high - low > 1:
-        middle = (low + high) // 2
-        try:
-            decode_frame(_nested_publish(middle))
-        except DisconnectBadRequest:
-            high = middle
-        else:
-            low = middle
-    request = decode_frame(_nested_publish(low))[0].request
-    assert isinstance(request, PublishRequest)
-    encode_push("c", "pub", {"data": request.data, "offset": 1})
+def test_decode_frame_serves_data_up_to_max_depth_and_refuses_deeper_with_107() -> None:
+    """Data up to MAX_JSON_DEPTH levels is served (and encodes again inside a push); deeper data
+    up to MAX_FRAME_DEPTH makes a Refused command (answered 107); beyond that the frame is 3501."""
+    deepest = decode_frame(_nested_publish(MAX_JSON_DEPTH))[0].request
+    assert isinstance(deepest, PublishRequest)
+    encode_push("c", "pub", {"data": deepest.data, "offset": 1})
+    for depth in (MAX_JSON_DEPTH + 1, MAX_FRAME_DEPTH - COMMAND_LEVELS):
+        command = decode_frame(_nested_publish(depth))[0]
+        assert isinstance(command.request, Refused)
+        assert (command.id, command.method) == (1, "publish")
+        assert isinstance(command.request.request, PublishRequest)
+    _bad_frame(_nested_publish(MAX_FRAME_DEPTH))
 
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "1E999"])

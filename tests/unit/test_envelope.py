@@ -181,3 +181,13 @@ def test_decode_control_raises_envelope_error_when_not_a_control_message(envelop
     """A channel envelope, a wrong field type or missing fields are not control messages."""
     with pytest.raises(EnvelopeError):
         decode_control(envelope)
+
+
+def test_publication_carries_its_stream_epoch_between_nodes() -> None:
+    """A publication's epoch travels in its envelope; one from an older node has none."""
+    decoded = decode_message(encode_message(Publication(data=1, offset=5, epoch="e1")))
+    assert isinstance(decoded, Publication)
+    assert decoded.epoch == "e1"
+    older = decode_message(msgpack.packb([PUBLICATION, 1, 5, 0, None, None]))
+    assert isinstance(older, Publication)
+    assert older.epoch == ""

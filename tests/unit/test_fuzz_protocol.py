@@ -16,7 +16,7 @@ from tests.fuzz_strategies import commands, frames, json_values
 
 from wirehub.errors import DisconnectBadRequest
 from wirehub.protocol.codec import MAX_JSON_DEPTH, decode_frame, encode
-from wirehub.protocol.frames import MAX_UINT32, Command, Pong, UnknownMethod, parse_command
+from wirehub.protocol.frames import MAX_UINT32, Command, Pong, Refused, UnknownMethod, parse_command
 from wirehub.protocol.session import Session
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,11 +98,13 @@ def test_decode_frame_accepts_only_what_can_be_encoded_again(frame: str) -> None
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(min_value=MAX_JSON_DEPTH - 2, max_value=MAX_JSON_DEPTH + 2))
-def test_decode_frame_refuses_nesting_beyond_max_depth(depth: int) -> None:
-    """Data nested deeper than ``MAX_JSON_DEPTH`` is refused with 3501; shallower data passes."""
+def test_decode_frame_refuses_data_nested_beyond_max_depth(depth: int) -> None:
+    """Data nested deeper than ``MAX_JSON_DEPTH`` makes a Refused command (107); shallower passes."""
     data = "[" * depth + "]" * depth
     decoded = decode_or_refuse('{"id": 1, "publish": {"channel": "c", "data": ' + data + "}}")
-    assert (decoded is not None) == (depth + 2 <= MAX_JSON_DEPTH)
+    assert decoded is not None
+    assert isinstance(decoded[0].request, Refused) == (depth > MAX_JSON_DEPTH)
+    assert decoded[0].id == 1
 
 
 @FUZZ

@@ -11,6 +11,7 @@ hub's await points. The reorder deadline is either far away (the broker must fil
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -747,3 +748,40 @@ async def test_hub_repairs_gap_when_reported_while_repair_in_flight(
     store.after_read = broker_reconnects_meanwhile
     await subscriber.wait_until(lambda: len(subscriber.offsets()) >= 5)
     assert subscriber.offsets() == [1, 2, 3, 4, 5]
+
+
+# --------------------------------------------------------------------------- stream epochs
+
+
+async def test_hub_adopts_the_epoch_of_a_stream_made_after_the_channel_opened(
+    make_hub: MakeHub, store: HookedStore
+) -> None:
+    """Subscribed before the first publication (no stream, no epoch): the first publications'
+    epoch becomes the channel's, without a break; a recovering subscribe then uses it."""
+    hub = make_hub(LONG_REORDER_S)
+    first = FakeSubscriber()
+    result = await joined(hub, first)
+    assert result.position == StreamPosition(0, "")
+    appended = await store.append(CHANNEL, [NewPublication(data=n) for n in range(2)], limits=LIMITS)
+    for pub in appended.publications:
+        hub.on_message(CHANNEL, dataclasses.replace(pub, epoch=appended.epoch))
+    assert first.offsets() == [1, 2]
+    assert first.lost == []
+    late = await joined(hub, FakeSubscriber(), recovery=Recovery(1, "", max_publications=100))
+    assert late.recovered
+    assert late.position == StreamPosition(1, appended.epoch)
+
+
+async def test_hub_drops_positioned_subscribers_when_the_stream_was_made_anew(
+    make_hub: MakeHub, store: HookedStore
+) -> None:
+    """A publication of another epoch than the channel's (the stream expired and was made anew):
+    subscribers are told continuity is lost (3010: they recover and learn the new stream)."""
+    hub = make_hub(LONG_REORDER_S)
+    pubs = await append(store, 2)
+    subscriber = FakeSubscriber()
+    await joined(hub, subscriber)
+    hub.on_message(CHANNEL, dataclasses.replace(pubs[0], offset=3, epoch="another-epoch"))
+    await subscriber.wait_until(lambda: bool(subscriber.lost))
+    assert subscriber.lost == [CHANNEL]
+    assert subscriber.offsets() == []

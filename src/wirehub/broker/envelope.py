@@ -121,7 +121,7 @@ def decode_info(data: bytes) -> ClientInfo:
 def encode_message(message: BrokerMessage) -> bytes:
     """A publication, join or leave as the bytes every replica receives."""
     match message:
-        case Publication(data=data, offset=offset, info=info, tags=tags, time_ms=time_ms):
+        case Publication(data=data, offset=offset, info=info, tags=tags, time_ms=time_ms, epoch=epoch):
             return _pack(
                 [
                     PUBLICATION,
@@ -130,6 +130,7 @@ def encode_message(message: BrokerMessage) -> bytes:
                     time_ms,
                     info_to_list(info) if info is not None else None,
                     dict(tags) if tags else None,
+                    epoch,
                 ]
             )
         case Join(info=info):
@@ -147,14 +148,18 @@ def decode_message(data: bytes) -> BrokerMessage:
     kind = envelope[0]
     if kind == PUBLICATION and len(envelope) >= 6:
         _, payload, offset, time_ms, info, tags = envelope[:6]
+        epoch = envelope[6] if len(envelope) > 6 else ""  # added later: older nodes leave it out
         if not isinstance(offset, int) or not isinstance(time_ms, int):
             raise EnvelopeError("offset and time must be integers")
+        if not isinstance(epoch, str):
+            raise EnvelopeError("epoch must be a string")
         return Publication(
             data=payload,
             offset=offset,
             info=info_from_list(info) if info is not None else None,
             tags=_tags(tags),
             time_ms=time_ms,
+            epoch=epoch,
         )
     if kind == JOIN and len(envelope) >= 2:
         return Join(info_from_list(envelope[1]))

@@ -15,13 +15,18 @@ from typing import Any
 import orjson
 
 from wirehub.errors import DisconnectBadRequest, ErrorReply
-from wirehub.protocol.frames import Command, parse_command
+from wirehub.protocol.frames import Command, Refused, parse_command
 from wirehub.types import JSON, WireDict
 
 PING = b"{}"
 
 MAX_JSON_DEPTH = 64
-"""Deeper values are refused: the server must be able to re-encode whatever it accepted."""
+"""The deepest a command's values (a publication's data) may be nested; deeper ones get 107."""
+COMMAND_LEVELS = 2
+"""What a command wraps its values in: ``{"publish": {"data": ...}}``."""
+MAX_FRAME_DEPTH = 256
+"""A line nested deeper than this is no command at all (3501): far beyond any payload, and
+within what the JSON libraries parse without running out of stack."""
 
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
@@ -59,9 +64,12 @@ def decode_frame(frame: str | bytes) -> list[Command]:
         if not line.strip():
             continue
         obj = _decode_line(line)
-        if line.count(b"[") + line.count(b"{") > MAX_JSON_DEPTH:
-            _check_depth(obj)
-        commands.append(parse_command(obj))
+        depth = _depth(obj) if line.count(b"[") + line.count(b"{") > MAX_JSON_DEPTH else 0
+        command = parse_command(obj)
+        if depth > MAX_JSON_DEPTH + COMMAND_LEVELS:
+            reason = f"values nested deeper than {MAX_JSON_DEPTH} levels"
+            command = Command(command.id, command.method, Refused(command.request, reason))
+        commands.append(command)
     if not commands:
         raise DisconnectBadRequest("empty frame")
     return commands
@@ -96,16 +104,22 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_depth(obj: Any) -> None:
-    """Refuse values nested deeper than MAX_JSON_DEPTH (only walked when the line has that many brackets)."""
+def _depth(obj: Any) -> int:
+    """How deeply ``obj`` nests (only walked when the line has that many brackets).
+
+    Raises ``DisconnectBadRequest`` past MAX_FRAME_DEPTH: no command is nested that deeply.
+    """
+    deepest = 0
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, dict | list):
-            if depth > MAX_JSON_DEPTH:
+            if depth > MAX_FRAME_DEPTH:
                 raise DisconnectBadRequest("JSON nested too deeply")
+            deepest = max(deepest, depth)
             items = value.values() if isinstance(value, dict) else value
             stack.extend((item, depth + 1) for item in items)
+    return deepest
 
 
 def _check_surrogates(obj: Any) -> None:

@@ -108,6 +108,17 @@ class UnknownMethod:
     """A command with an id but no method this server knows (answered with 104)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A well-formed command that cannot be served as sent (answered with 107, ``reason``).
+
+    ``request`` is what it would have been, so the state machine judges it as such.
+    """
+
+    request: Request
+    reason: str
+
+
 Request: TypeAlias = (
     ConnectRequest
     | SubscribeRequest
@@ -122,6 +133,7 @@ Request: TypeAlias = (
     | SubRefreshRequest
     | Pong
     | UnknownMethod
+    | Refused
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 
 from wirehub.errors import DisconnectBadRequest
-from wirehub.protocol.frames import Command, ConnectRequest, Pong
+from wirehub.protocol.frames import Command, ConnectRequest, Pong, Refused
 
 
 class State(enum.Enum):
@@ -29,6 +29,8 @@ class Session:
     def admit(self, command: Command) -> None:
         """Raise ``DisconnectBadRequest`` if the command may not come now."""
         request = command.request
+        if isinstance(request, Refused):
+            request = request.request
         if isinstance(request, Pong):
             if not self.ping_outstanding:
                 raise DisconnectBadRequest("pong without ping")

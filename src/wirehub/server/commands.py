@@ -23,6 +23,7 @@ from wirehub.errors import (
     DisconnectInvalidToken,
     DisconnectPermissionDenied,
     Forbidden,
+    Invalid,
     LimitExceeded,
     MethodNotFound,
     NotAvailable,
@@ -38,6 +39,7 @@ from wirehub.protocol.frames import (
     PresenceStatsRequest,
     PublishRequest,
     RefreshRequest,
+    Refused,
     RpcRequest,
     SendRequest,
     SubRefreshRequest,
@@ -98,6 +100,8 @@ async def run(client: Client, command: Command) -> WireDict | None:
             return await sub_refresh(client, request)
         case UnknownMethod():
             raise MethodNotFound()
+        case Refused(reason=reason):
+            raise Invalid(reason)
         case PublishRequest() | Pong():
             raise AssertionError("publishes and pongs never come here")  # the connection handles them
         case _:

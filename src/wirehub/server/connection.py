@@ -302,7 +302,8 @@ class Client:
         if not isinstance(exc, RequestError):
             self.log.error("command failed", extra={"method": command.method}, exc_info=exc)
         reply = error_reply(exc)
-        self.deliver(encode_error(command.id, reply))
+        if command.id:  # ``send`` has no reply to carry the error
+            self.deliver(encode_error(command.id, reply))
         # Temporary errors are the server's trouble (100) or have their own escalation (111).
         if not reply.temporary and self._error_budget_spent():
             self.disconnect(DisconnectTooManyErrors())

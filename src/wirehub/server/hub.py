@@ -217,12 +217,12 @@ class Hub:
                 await self._ready_top(state)
                 continue
             # From here to the return there is no await: ``state.top`` is what went live.
-            top, epoch = state.top, state.epoch
-            if page.position.epoch != epoch:
+            if not _same_stream(state, page.position.epoch):
                 # The stream was lost and created anew under this node: catch up with the new
                 # stream (its current subscribers must recover), then read again.
                 self._lost_continuity(channel, state, page.position)
                 continue
+            top, epoch = state.top, state.epoch
             if (recovery.epoch and recovery.epoch != epoch) or recovery.offset > top:
                 return Joined(StreamPosition(top, epoch))
             pubs = [p for p in page.publications if p.offset <= top]
@@ -299,6 +299,10 @@ class Hub:
         if state.top is None:
             state.early.append(pub)
             return
+        if not _same_stream(state, pub.epoch):
+            # The stream was removed (it expired) or lost, and made anew: offsets start over.
+            self._lost_continuity(channel, state)
+            return
         if pub.offset <= state.top:
             return  # delivered already
         if pub.offset > state.top + 1:
@@ -351,7 +355,7 @@ class Hub:
         try:
             assert state.top is not None
             page = await self._store.read(channel, since=state.top, limit=RING_SIZE)
-            if page.position.epoch != state.epoch:
+            if not _same_stream(state, page.position.epoch):
                 self._lost_continuity(channel, state, page.position)
                 return
             before = state.top
@@ -412,3 +416,18 @@ class Hub:
         self._position_known(channel, state, position)
         state.ready.set_result(None)
         state.ready = None
+
+
+def _same_stream(state: _Channel, epoch: str) -> bool:
+    """Whether ``epoch`` is that of the stream this node follows for the channel.
+
+    An empty epoch says nothing (a channel without a stream, a publication from an older node).
+    A channel that had no stream when this node opened it (no epoch) takes the first epoch it
+    sees: the first publication made the stream, and offsets went on from 0 without a break.
+    """
+    if not epoch or epoch == state.epoch:
+        return True
+    if not state.epoch:
+        state.epoch = epoch
+        return True
+    return False

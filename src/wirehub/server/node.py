@@ -154,6 +154,7 @@ class Node:
         self.server = Server(self)
         """The server API (publish, disconnect, presence...) that handlers and app code call."""
         self._presence_refresher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._presence_due = asyncio.Event()
         """Set when presence must be re-added now rather than at the next interval (broker gap)."""
 
@@ -163,12 +164,14 @@ class Node:
         await self.broker.start(self)
         await self.replicas.start()
         self._presence_refresher = asyncio.create_task(self._refresh_presence())
+        self._sweeper = asyncio.create_task(self._sweep_streams())
 
     async def close(self) -> None:
-        if self._presence_refresher is not None:
-            self._presence_refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._presence_refresher
+        for task in (self._presence_refresher, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.pipeline.close()
         await self.replicas.close()
         await self.hub.close()
@@ -359,6 +362,18 @@ class Node:
             except BrokerUnavailable:
                 # Every other entry would fail the same way: try them all again next round.
                 logger.warning("presence refresh skipped: broker unavailable")
+
+    async def _sweep_streams(self) -> None:
+        """Remove expired streams every ``store.sweep_interval_s`` (a batch at a time)."""
+        while True:
+            await asyncio.sleep(self.settings.store.sweep_interval_s)
+            try:
+                while await self.store.expire_streams() > 0:
+                    pass  # a batch at a time: connections run while each is in the store
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("expiring streams failed; trying again later", exc_info=True)
 
     async def joined(self, channel: str, info: ClientInfo, *, presence: bool, announce: bool) -> None:
         if presence:

@@ -27,6 +27,7 @@ leave in the same frame as its push). ``publish`` is the awaitable form.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -185,8 +186,10 @@ class PublishPipeline:
                         pending.fail(exc)
                     continue
                 outgoing = []
-                for pending, pub in zip(batch, appended.publications, strict=True):
-                    pending.succeed((pub, appended.epoch))  # stored: acknowledged, whatever follows
+                for pending, stored in zip(batch, appended.publications, strict=True):
+                    pending.succeed((stored, appended.epoch))  # stored: acknowledged, whatever follows
+                    # With its stream's epoch: a node learns from it that a stream was (re)created.
+                    pub = dataclasses.replace(stored, epoch=appended.epoch)
                     outgoing.append(_Outgoing(pending, pub, appended.epoch))
                 self._to_broker(channel, line, outgoing)
         except asyncio.CancelledError:

@@ -32,9 +32,14 @@ class MessageStore(Protocol):
       the store's idempotency window is not stored again: ``append`` returns the original
       publication (offset, time and data as first stored) in its place.
 
+    Streams exist from their first append: the position of a channel nobody published to is
+    offset 0 with no epoch (""), and reading it stores nothing.
+
     Retention: each publication expires ``limits.ttl_s`` after its append and ``read`` never
     returns an expired one; ``append`` also drops publications beyond the newest ``limits.size``.
-    The stream's top offset and epoch outlive its publications.
+    The stream's top offset and epoch outlive its publications until ``expire_streams`` removes
+    a stream whose every publication and idempotency key has expired; the channel's next append
+    then starts a new stream, with a new epoch and offsets from 1.
 
     Failures: every driver error leaves the store as ``StoreUnavailable`` (error 100, temporary).
 
@@ -70,7 +75,15 @@ class MessageStore(Protocol):
         ...
 
     async def position(self, channel: str) -> StreamPosition:
-        """The stream top: last offset (0 when empty) and epoch. Creates the stream if absent."""
+        """The stream top: last offset and epoch; ``(0, "")`` for a channel without a stream."""
+        ...
+
+    async def expire_streams(self, *, limit: int = 500) -> int:
+        """Remove up to ``limit`` streams whose publications and idempotency keys all expired.
+
+        Returns how many were removed. The node calls it every ``store.sweep_interval_s``;
+        several replicas calling it at once is harmless.
+        """
         ...
 
     async def remove_history(self, channel: str) -> None:

@@ -429,13 +429,15 @@ class MongoStore:
         while len(self._streams) > CACHED_STREAMS:
             self._streams.popitem(last=False)
 
-    async def _stream_doc(self, db: AsyncDatabase[Doc], channel: str, *, pending: bool) -> Doc:
-        """The channel's stream document, created with a new epoch if there is none."""
+    async def _stream_doc(self, db: AsyncDatabase[Doc], channel: str, *, pending: bool, create: bool) -> Doc:
+        """The channel's stream document; without one, a new one (``create``) or offset 0, no epoch."""
         projection = None if pending else {"pending": 0}
         doc = await db["streams"].find_one({"_id": channel}, projection)
         if doc is not None:
             return doc
-        new: Doc = {"_id": channel, "top": 0, "epoch": secrets.token_hex(4), "floor": 0}
+        if not create:
+            return {"_id": channel, "top": 0, "epoch": "", "floor": 0}
+        new: Doc = {"_id": channel, "top": 0, "epoch": secrets.token_hex(4), "floor": 0, "expires_at": 0.0}
         try:
             await db["streams"].insert_one(new)
         except DuplicateKeyError:
@@ -510,7 +512,7 @@ class MongoStore:
         attempts = 0
         while remaining:
             if stream is None:
-                stream = _Stream.from_doc(await self._stream_doc(db, channel, pending=True))
+                stream = _Stream.from_doc(await self._stream_doc(db, channel, pending=True, create=True))
                 keys_checked = False
             # The update below replaces ``pending``: it must be stored first, or it is lost.
             await self._store_pending(db, channel, stream)
@@ -536,9 +538,10 @@ class MongoStore:
             result = await streams.update_one(
                 {"_id": channel, "top": stream.top, "epoch": stream.epoch},
                 # $max: a history_remove may have raised the floor meanwhile; it never goes down.
+                # The stream expires with its last publication (or idempotency key).
                 {
                     "$set": {"top": top, "pending": docs, "batch": secrets.token_hex(8)},
-                    "$max": {"floor": floor},
+                    "$max": {"floor": floor, "expires_at": max(expires_at, hold_until)},
                 },
             )
             if result.matched_count != 1:
@@ -634,7 +637,7 @@ class MongoStore:
         reverse: bool = False,
     ) -> HistoryPage:
         async with self._session() as db:
-            doc = await self._stream_doc(db, channel, pending=limit != 0)
+            doc = await self._stream_doc(db, channel, pending=limit != 0, create=False)
             stream = _Stream.from_doc(doc)
             position = StreamPosition(offset=stream.top, epoch=stream.epoch)
             if limit == 0:
@@ -666,6 +669,26 @@ class MongoStore:
             offsets = offsets[:limit]
         return HistoryPage(publications=[_decode(found[o]) for o in offsets], position=position)
 
+    async def expire_streams(self, *, limit: int = 500) -> int:
+        now = self._clock()
+        removed = 0
+        async with self._session() as db:
+            expired = (
+                await db["streams"].find({"expires_at": {"$lte": now}}, {"_id": 1}).limit(limit).to_list()
+            )
+            for doc in expired:
+                channel = doc["_id"]
+                async with self._channel_lock(channel):
+                    # Guarded again: an append (from any replica) may have just extended it.
+                    result = await db["streams"].delete_one({"_id": channel, "expires_at": {"$lte": now}})
+                    if result.deleted_count:
+                        self._streams.pop(channel, None)
+                        await db["publications"].delete_many({"channel": channel})
+                        removed += 1
+            # Made by reads before reads stopped making streams: never published, nothing to keep.
+            legacy = await db["streams"].delete_many({"expires_at": {"$exists": False}, "top": 0})
+        return removed + legacy.deleted_count
+
     async def remove_history(self, channel: str) -> None:
         now = self._clock()
         async with self._channel_lock(channel), self._session() as db:
@@ -682,7 +705,7 @@ class MongoStore:
 
     async def position(self, channel: str) -> StreamPosition:
         async with self._session() as db:
-            doc = await self._stream_doc(db, channel, pending=False)
+            doc = await self._stream_doc(db, channel, pending=False, create=False)
         return StreamPosition(offset=int(doc["top"]), epoch=str(doc["epoch"]))
 
     # ------------------------------------------------------------------ for the UserStore

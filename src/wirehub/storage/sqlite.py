@@ -2,10 +2,12 @@
 
 It owns three tables and nothing else:
 
-* ``streams``: one row per channel with its top offset, epoch and ``floor`` (offsets at or below
-  it are beyond ``history_size``). The row is never deleted, so a stream's epoch only changes if
-  the database itself is lost (or is ``:memory:`` and the process restarts), which is exactly
-  when clients must not trust their old offsets;
+* ``streams``: one row per channel that was published to, with its top offset, epoch, ``floor``
+  (offsets at or below it are beyond ``history_size``) and ``expires_at``, when its last
+  publication (or idempotency key) expires. Only an append creates a row; reads of a channel
+  without one answer offset 0 and no epoch. ``expire_streams`` deletes rows past ``expires_at``
+  with their publications: the channel's next publication starts a new stream (a new epoch), so
+  clients do not trust offsets of the old one;
 * ``publications``: the retained publications, keyed by (channel, offset). A publication with an
   idempotency key stays on disk until its idempotency window ends (``hold_until``) even when
   retention already hides it from reads, so that a retry still finds the original;
@@ -83,7 +85,18 @@ _ADDED_COLUMNS = (
     ("streams", "floor", "INTEGER NOT NULL DEFAULT 0"),
     ("publications", "idem", "TEXT"),
     ("publications", "hold_until", "REAL NOT NULL DEFAULT 0"),
+    ("streams", "expires_at", "REAL NOT NULL DEFAULT 0"),
 )
+
+# When ``streams.expires_at`` is added to an older database: each stream expires with its last
+# publication; one that holds none (made by a read, before reads stopped making them) at once.
+_BACKFILL_STREAM_EXPIRY = (
+    "UPDATE streams SET expires_at = COALESCE((SELECT MAX(MAX(p.expires_at), MAX(p.hold_until))"
+    " FROM publications p WHERE p.channel = streams.channel), 0)"
+)
+
+EXPIRE_BATCH = 500
+"""Streams deleted per ``expire_streams`` call, at most (one statement's parameters)."""
 
 # Created after the columns above exist (an old database only has them once migrated).
 _INDEXES = (
@@ -268,6 +281,9 @@ class SqliteStore:
     async def remove_history(self, channel: str) -> None:
         await self._run(lambda: self._remove_history(channel))
 
+    async def expire_streams(self, *, limit: int = EXPIRE_BATCH) -> int:
+        return await self._run(lambda: self._expire_streams(limit))
+
     # ------------------------------------------------------------------ event loop side
 
     async def run_with_connection(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -307,6 +323,8 @@ class SqliteStore:
                 columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                    if (table, column) == ("streams", "expires_at"):
+                        conn.execute(_BACKFILL_STREAM_EXPIRY)
             for statement in _INDEXES:
                 conn.execute(statement)
             conn.execute("COMMIT")
@@ -382,8 +400,11 @@ class SqliteStore:
             if rows:
                 conn.executemany(_INSERT, rows)
                 new_floor = max(floor, offset - limits.size)
+                stream_expires_at = max(expires_at, hold_until if any(row[7] for row in rows) else 0.0)
                 conn.execute(
-                    "UPDATE streams SET top = ?, floor = ? WHERE channel = ?", (offset, new_floor, channel)
+                    "UPDATE streams SET top = ?, floor = ?, expires_at = MAX(expires_at, ?)"
+                    " WHERE channel = ?",
+                    (offset, new_floor, stream_expires_at, channel),
                 )
                 # Retention is enforced on append, the only time a stream grows; reads also filter
                 # on floor and expires_at, so a stream nobody appends to never serves expired
@@ -403,6 +424,29 @@ class SqliteStore:
                 results[i] = results[first_with_key[p.idempotency_key]]
         return Appended([pub for pub in results if pub is not None], epoch)
 
+    def _expire_streams(self, limit: int) -> int:
+        conn = self._connection()
+        now = self._clock()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            channels = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT channel FROM streams WHERE expires_at <= ? LIMIT ?",
+                    (now, min(limit, EXPIRE_BATCH)),
+                )
+            ]
+            if channels:
+                marks = ",".join("?" * len(channels))  # one placeholder per channel, never input
+                conn.execute(f"DELETE FROM publications WHERE channel IN ({marks})", channels)  # noqa: S608
+                conn.execute(f"DELETE FROM streams WHERE channel IN ({marks})", channels)  # noqa: S608
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return len(channels)
+
     def _remove_history(self, channel: str) -> None:
         conn = self._connection()
         now = self._clock()
@@ -421,20 +465,16 @@ class SqliteStore:
     def _read(self, channel: str, since: int | None, limit: int, reverse: bool) -> HistoryPage:
         conn = self._connection()
         now = self._clock()
-        # Stream rows are never deleted, so one seen here still exists inside the transaction.
-        exists = conn.execute("SELECT 1 FROM streams WHERE channel = ?", (channel,)).fetchone() is not None
-        # A read that must create the stream takes the write lock up front: upgrading a WAL
-        # read transaction to a write one fails if another process wrote in between.
-        conn.execute("BEGIN" if exists else "BEGIN IMMEDIATE")
+        conn.execute("BEGIN")
         try:
-            if not exists:
-                conn.execute(
-                    "INSERT OR IGNORE INTO streams (channel, top, epoch) VALUES (?, 0, ?)",
-                    (channel, _new_epoch()),
-                )
-            top, epoch, floor = conn.execute(
+            row = conn.execute(
                 "SELECT top, epoch, floor FROM streams WHERE channel = ?", (channel,)
             ).fetchone()
+            if row is None:
+                # Nothing was ever published (or it all expired): no stream, and no row for it.
+                conn.execute("COMMIT")
+                return HistoryPage(publications=[], position=StreamPosition(offset=0, epoch=""))
+            top, epoch, floor = row
             rows: list[tuple[Any, ...]] = []
             if limit != 0:
                 params: list[object] = [channel, now, floor]
