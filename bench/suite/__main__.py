@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     workroot = Path(tempfile.mkdtemp(prefix="wirehub-suite-"))
     print(f"server logs and databases under {workroot}", flush=True)
     plan = Plan(reps=args.reps, quick=args.quick, noisy_retries=args.noisy_retries, workroot=workroot)
+    measured_on = machine.describe(generator.versions())  # before the run: the commit measured
 
     started = time.monotonic()
     runs = asyncio.run(run_all(scenarios, plan))
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         date=time.strftime("%Y-%m-%d"),
         duration_min=duration_min,
         reps=args.reps,
-        machine=machine.describe(generator.versions()),
+        machine=measured_on,
     )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

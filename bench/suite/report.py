@@ -39,19 +39,20 @@ def losses(summary: ScenarioSummary) -> str:
     return " / ".join(cells)
 
 
-def comparison_rows(summary: ScenarioSummary) -> list[str]:
+def comparison_rows(summary: ScenarioSummary, *, with_server: bool) -> list[str]:
     rows = []
     for i, c in enumerate(summary.comparisons):
         headline = c.figure == summary.scenario.headline
         first = i == 0
-        label = f"{c.figure.label} ({c.figure.unit})"
+        unit = c.figure.unit if c.figure.unit.startswith("/") else f" ({c.figure.unit})"
+        label = f"{c.figure.label}{unit}"
         ratio = number(c.ratio, 2)
         rows.append(
             "| "
             + " | ".join(
                 [
                     f"`{summary.scenario.name}`: {summary.scenario.title}" if first else "",
-                    c.subject.label if len(summary.scenario.subjects) > 1 else "",
+                    *([c.subject.label] if with_server else []),
                     f"**{label}**" if headline else label,
                     number(c.baseline_median, c.figure.digits),
                     number(c.subject_median, c.figure.digits),
@@ -66,13 +67,15 @@ def comparison_rows(summary: ScenarioSummary) -> list[str]:
 
 
 def comparison_table(summaries: list[ScenarioSummary], baseline: str, subject: str) -> list[str]:
+    """One row per figure; a *server* column when a scenario has several subjects."""
+    with_server = any(len(s.scenario.subjects) > 1 for s in summaries)
+    server = " server |" if with_server else ""
     lines = [
-        f"| scenario | server | figure | {baseline} | {subject} | ratio | target"
-        f" | lost ({baseline} / {subject}) |",
-        "|---|---|---|---:|---:|---:|---|---|",
+        f"| scenario |{server} figure | {baseline} | {subject} | ratio | target | lost (baseline / each subject) |",
+        "|---|" + ("---|" if with_server else "") + "---|---:|---:|---:|---|---|",
     ]
     for summary in summaries:
-        lines += comparison_rows(summary)
+        lines += comparison_rows(summary, with_server=with_server)
     return lines
 
 

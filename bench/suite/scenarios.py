@@ -31,7 +31,7 @@ class Figure:
 
 
 CPU_PER_DELIVERY = Figure("server_cpu_us_per_delivery", "server CPU per delivery", "µs", 2)
-DELIVERIES_PER_S = Figure("deliveries_per_s", "deliveries/s", "/s", 0)
+DELIVERIES_PER_S = Figure("deliveries_per_s", "deliveries", "/s", 0)
 P50 = Figure("latency.p50_ms", "latency p50", "ms")
 P99 = Figure("latency.p99_ms", "latency p99", "ms")
 KIB_PER_CONNECTION = Figure("kib_per_connection", "server RSS per connection", "KiB", 2)

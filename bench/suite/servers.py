@@ -121,14 +121,32 @@ class BareServer:
         self.proc = None
 
 
+class ProfiledGateway(GatewayProcess):
+    """``wirehub serve`` under cProfile; the profile is written when the process exits on SIGTERM."""
+
+    def __init__(self, workdir: Path, profile_path: Path, *, config: str, env: dict[str, str]) -> None:
+        super().__init__(workdir, config=config, env=env)
+        self.profile_path = profile_path
+
+    def command(self) -> list[str]:
+        python, *serve = super().command()
+        return [python, "-m", "cProfile", "-o", str(self.profile_path), *serve]
+
+
 class WirehubServer:
-    def __init__(self, workdir: Path, ports: PortAllocator, store: Store) -> None:
+    def __init__(
+        self, workdir: Path, ports: PortAllocator, store: Store, profile_path: Path | None = None
+    ) -> None:
         env = {"WIREHUB_SERVER_PORT": str(ports.take()), "WIREHUB_HTTP_PORT": str(ports.take())}
         self.mongo: MongoStandIn | None = None
         if store is Store.MONGO:
             self.mongo = MongoStandIn(workdir / "mongo", ports.take())
             env["WIREHUB_STORE_URL"] = f"{self.mongo.url}/wirehub_bench"
-        self.gateway = GatewayProcess(workdir, config=WIREHUB_CONFIG, env=env)
+        self.gateway = (
+            GatewayProcess(workdir, config=WIREHUB_CONFIG, env=env)
+            if profile_path is None
+            else ProfiledGateway(workdir, profile_path, config=WIREHUB_CONFIG, env=env)
+        )
         self.workdir = workdir
 
     @property
@@ -152,7 +170,10 @@ class WirehubServer:
         await self.gateway.start()
 
     async def stop(self) -> None:
-        await self.gateway.kill()
+        if isinstance(self.gateway, ProfiledGateway):
+            await self.gateway.stop()  # SIGTERM: a clean exit writes the profile
+        else:
+            await self.gateway.kill()
         if self.mongo is not None:
             await self.mongo.stop()
 
