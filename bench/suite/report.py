@@ -71,7 +71,8 @@ def comparison_table(summaries: list[ScenarioSummary], baseline: str, subject: s
     with_server = any(len(s.scenario.subjects) > 1 for s in summaries)
     server = " server |" if with_server else ""
     lines = [
-        f"| scenario |{server} figure | {baseline} | {subject} | ratio | target | lost (baseline / each subject) |",
+        f"| scenario |{server} figure | {baseline} | {subject} | ratio | target"
+        " | lost (baseline / each subject) |",
         "|---|" + ("---|" if with_server else "") + "---|---:|---:|---:|---|---|",
     ]
     for summary in summaries:
