@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from bench.suite.results import GENERATOR_SATURATED_PCT, NOISY_BUSY_PCT
 from bench.suite.summary import Comparison, ScenarioSummary
 
+FELL_BEHIND = 0.97
+"""A fixed-rate run that delivered less than this share of the offered load did not keep up."""
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -103,6 +106,24 @@ def problem_lines(summaries: list[ScenarioSummary]) -> list[str]:
     return lines
 
 
+def saturation_lines(summaries: list[ScenarioSummary]) -> list[str]:
+    """Fixed-rate scenarios in which a server delivered less than was offered: it fell behind."""
+    lines = []
+    for s in summaries:
+        rate, subscribers = s.scenario.options.get("rate"), s.scenario.options.get("subscribers")
+        if not isinstance(rate, int | float) or not isinstance(subscribers, int | float):
+            continue
+        offered = rate * subscribers
+        for target, delivered in s.deliveries_per_s.items():
+            if delivered is not None and delivered < FELL_BEHIND * offered:
+                lines.append(
+                    f"* `{s.scenario.name}`: {target} did not keep up with the {offered:,.0f} deliveries/s"
+                    f" offered (it delivered {delivered:,.0f}/s): its queues, and so its latencies, grew"
+                    " for as long as the phase lasted."
+                )
+    return lines
+
+
 def render(summaries: list[ScenarioSummary], context: Context) -> str:
     against_bare = [s for s in summaries if s.scenario.baseline.key == "bare"]
     against_wirehub = [s for s in summaries if s.scenario.baseline.key == "wirehub"]
@@ -124,6 +145,9 @@ def render(summaries: list[ScenarioSummary], context: Context) -> str:
         "",
         *comparison_table(against_bare, "bare websockets", "wirehub"),
     ]
+    saturated = saturation_lines(summaries)
+    if saturated:
+        out += ["", *saturated]
     if against_wirehub:
         out += [
             "",
@@ -159,8 +183,8 @@ def render(summaries: list[ScenarioSummary], context: Context) -> str:
         "## How to read it",
         "",
         "* Compare **ratios**, not absolute figures: the machine is small and shared, and both servers were",
-        "  measured under the same conditions minutes apart. A ratio moves by about ±10 % between runs",
-        "  (latency p99 more); differences smaller than that are noise.",
+        "  measured under the same conditions minutes apart. Between whole runs of the suite a CPU or",
+        "  memory ratio moved by up to about 15 %, latency ratios far more; smaller differences are noise.",
         "* **CPU per delivery** is the server's own user + system time (`/proc/PID/stat`) over the measured",
         "  phase ÷ the deliveries in it: the generator's cost is not in it. It falls when a server writes",
         "  several messages per frame or per system call, so it rewards batching.",

@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass
 
 from bench.suite.results import GENERATOR_SATURATED_PCT, Run
-from bench.suite.scenarios import Figure, Scenario
+from bench.suite.scenarios import DELIVERIES_PER_S, Figure, Scenario
 from bench.suite.servers import Target
 
 
@@ -49,6 +49,8 @@ class ScenarioSummary:
     """Kept repetitions in which other processes were busy all the same."""
     max_others_busy_pct: float
     max_generator_busy_pct: float
+    deliveries_per_s: dict[str, float | None]
+    """Target label -> median deliveries/s, to tell whether a fixed-rate run kept up."""
 
     @property
     def headlines(self) -> tuple[Comparison, ...]:
@@ -95,4 +97,5 @@ def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
         noisy_kept=len(noisy_reps),
         max_others_busy_pct=max((run.others_busy_pct for run in kept), default=0.0),
         max_generator_busy_pct=max((run.generator_busy_pct for run in kept), default=0.0),
+        deliveries_per_s={target.label: median_of(target, DELIVERIES_PER_S) for target in scenario.targets},
     )

@@ -64,4 +64,4 @@ function requireLoopback(url) {
   if (!loopback) throw new Error(`refusing a target that is not on the loopback interface: ${host}`);
 }
 
-module.exports = { parseArgs, DEFAULTS };
+module.exports = { parseArgs };

@@ -86,4 +86,4 @@ class Problems {
   }
 }
 
-module.exports = { Deliveries, Latencies, Ledger, Problems };
+module.exports = { Deliveries, Ledger, Problems };
