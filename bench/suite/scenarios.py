@@ -36,6 +36,8 @@ P50 = Figure("latency.p50_ms", "latency p50", "ms")
 P99 = Figure("latency.p99_ms", "latency p99", "ms")
 SERVER_BUSY = Figure("server_busy_pct", "server CPU busy", "% of a core", 0)
 """Near 100 the server is saturated: in the fixed-rate scenarios, it no longer keeps up."""
+STORE_BUSY = Figure("aux_busy_pct", "store server CPU busy", "% of a core", 0)
+"""The MongoDB stand-in's own CPU (SQLite runs inside the gateway, so it is in the server's)."""
 KIB_PER_CONNECTION = Figure("kib_per_connection", "server RSS per connection", "KiB", 2)
 CPU_PER_CONNECTION = Figure("server_cpu_us_per_connection", "server CPU per connect + subscribe", "µs", 0)
 
@@ -123,7 +125,7 @@ SCENARIOS = (
         FANOUT_OPTIONS,
         FANOUT_QUICK,
         headline=CPU_PER_DELIVERY,
-        details=(DELIVERIES_PER_S, P50, P99),
+        details=(DELIVERIES_PER_S, P50, P99, SERVER_BUSY, STORE_BUSY),
         baseline=WIREHUB,
         subjects=(WIREHUB_SQLITE_HISTORY, WIREHUB_MONGO_HISTORY),
     ),

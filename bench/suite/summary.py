@@ -67,7 +67,8 @@ def median(values: list[float | None]) -> float | None:
 
 
 def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
-    kept = [run for run in runs if run.kept and run.scenario == scenario.name]
+    runs = [run for run in runs if run.scenario == scenario.name]
+    kept = [run for run in runs if run.kept]
 
     def median_of(target: Target, figure: Figure) -> float | None:
         return median([run.value(figure) for run in kept if run.target == target.key])
