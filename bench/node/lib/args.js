@@ -6,7 +6,7 @@ const DEFAULTS = {
   scenario: 'fanout', // fanout | rooms | idle
   url: '', // ws://127.0.0.1:PORT/...; loopback only
   protocol: 'wirehub', // wirehub | bare
-  namespace: 'bench', // wirehub channels are "<namespace>:<room>"; the bare servers have no namespaces
+  namespace: 'bench', // wirehub channels are "<namespace>:<room>"; the bare server has none
   serverPid: 0, // /proc figures of this process (CPU, RSS)
   auxPids: '', // comma-separated: other processes of the system under test (a store), CPU only
   subscribers: 1000, // fanout

@@ -1,8 +1,8 @@
 'use strict';
 // The publications' data: one JSON object with a fixed field order, so that the generator can read
 // it back with a few byte comparisons instead of JSON.parse (tens of thousands of deliveries a
-// second on one core). wirehub re-encodes data compactly and keeps the key order; the bare servers
-// pass it on verbatim.
+// second on one core). wirehub re-encodes data compactly and keeps the key order; the bare server
+// passes it on verbatim.
 //
 //   {"s":SEQ,"f":FROM,"t":SENT_US,"p":"xxx..."}   a measured publication
 //   {"b":SEQ,"f":FROM,"t":SENT_US,"p":"xxx..."}   a barrier/warm-up publication, not measured

@@ -66,7 +66,7 @@ function wirehub(namespace, token) {
   };
 }
 
-// The bare servers' protocol (bench/bare_server.py, node/bare_server.js), text frames:
+// The bare server's protocol (bench/bare_server.py), text frames:
 //   "join ROOM"            -> "joined ROOM"
 //   "pub ROOM PAYLOAD"     -> PAYLOAD to every member of ROOM (the sender too, if a member)
 function bare() {
