@@ -11,6 +11,10 @@ NOISY_BUSY_PCT = 25.0
 """Other processes above this share of one core during a measured phase disturb its figures.
 On a quiet machine the rest of the system (kernel threads, the loopback's soft interrupts that
 no process is charged with) stays at a few %."""
+NOISY_PEAK_PCT = 50.0
+"""For latency percentiles: other processes above this in any 500 ms slice of the phase. A p99
+over 10 s is the worst 100 ms of deliveries, so one short burst of other work can set it (a
+burst shorter than about 250 ms stays under this in its slice: it goes unseen)."""
 GENERATOR_SATURATED_PCT = 90.0
 """Above this the generator (one Node thread) may set the pace: its latencies include its own queueing."""
 
@@ -65,8 +69,14 @@ class Run:
         return float(self.result.get("generator_busy_pct", 0.0))
 
     @property
-    def noisy(self) -> bool:
-        return self.others_busy_pct > NOISY_BUSY_PCT
+    def others_peak_pct(self) -> float:
+        return float(self.result.get("others_peak_pct", 0.0))
+
+    def noisy(self, *, burst_sensitive: bool) -> bool:
+        """Other processes disturbed this run: on average, or in a burst where bursts matter."""
+        return self.others_busy_pct > NOISY_BUSY_PCT or (
+            burst_sensitive and self.others_peak_pct > NOISY_PEAK_PCT
+        )
 
     @property
     def failed(self) -> bool:

@@ -46,7 +46,8 @@ def describe(scenario: Scenario, run: Run) -> str:
     value = run.value(scenario.headline)
     shown = "n/a" if value is None else f"{value:.{scenario.headline.digits}f} {scenario.headline.unit}"
     text = f"{run.target}: {scenario.headline.label} {shown}, lost {run.lost}"
-    text += f", others busy {run.others_busy_pct:.0f}%, generator busy {run.generator_busy_pct:.0f}%"
+    text += f", others busy {run.others_busy_pct:.0f}% (peak {run.others_peak_pct:.0f}%)"
+    text += f", generator busy {run.generator_busy_pct:.0f}%"
     if run.problem_count:
         text += f", {run.problem_count} problems: {run.problems[:2]}"
     return text
@@ -65,7 +66,7 @@ async def run_scenario(
                 log(f"  [{scenario.name} {rep + 1}/{plan.reps}] {describe(scenario, run)}")
                 batch.append(run)
             runs += batch
-            if not any(run.noisy for run in batch):
+            if not any(run.noisy(burst_sensitive=scenario.burst_sensitive) for run in batch):
                 break
             if attempt < plan.noisy_retries:
                 for run in batch:

@@ -58,6 +58,11 @@ class Scenario:
     """The project's target for subject / baseline of the headline figure (at most this)."""
 
     @property
+    def burst_sensitive(self) -> bool:
+        """A latency percentile as headline: a short burst of other work can set it."""
+        return self.headline.key.startswith("latency.")
+
+    @property
     def targets(self) -> tuple[Target, ...]:
         return (self.baseline, *self.subjects)
 

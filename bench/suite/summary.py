@@ -48,6 +48,8 @@ class ScenarioSummary:
     noisy_kept: int
     """Kept repetitions in which other processes were busy all the same."""
     max_others_busy_pct: float
+    max_others_peak_pct: float
+    """The most other processes used in any 500 ms slice of a kept run."""
     max_generator_busy_pct: float
     deliveries_per_s: dict[str, float | None]
     """Target label -> median deliveries/s, to tell whether a fixed-rate run kept up."""
@@ -86,7 +88,7 @@ def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
     )
     keys = [target.key for target in scenario.targets]
     reps_kept = {run.rep for run in kept}
-    noisy_reps = {run.rep for run in kept if run.noisy}
+    noisy_reps = {run.rep for run in kept if run.noisy(burst_sensitive=scenario.burst_sensitive)}
     return ScenarioSummary(
         scenario=scenario,
         comparisons=comparisons,
@@ -97,6 +99,7 @@ def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
         remeasured=len({run.rep for run in runs if not run.kept}),
         noisy_kept=len(noisy_reps),
         max_others_busy_pct=max((run.others_busy_pct for run in kept), default=0.0),
+        max_others_peak_pct=max((run.others_peak_pct for run in kept), default=0.0),
         max_generator_busy_pct=max((run.generator_busy_pct for run in kept), default=0.0),
         deliveries_per_s={target.label: median_of(target, DELIVERIES_PER_S) for target in scenario.targets},
     )

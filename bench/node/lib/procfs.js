@@ -20,12 +20,14 @@ function rssKiB(pid) {
   return Number(match[1]);
 }
 
-// CPU time every process on the machine used (all cores), in seconds.
+const CPUS = require('os').cpus().length;
+
+// CPU time every process on the machine used (all cores), in seconds: all CPU time since boot
+// less the idle time (/proc/uptime). Idle time is accounted from the moments CPUs go idle and
+// wake up, so this stays accurate over short slices, unlike /proc/stat's per-tick busy counters.
 function machineBusyS() {
-  const first = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
-  // cpu  user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-  const [user, nice, system, , , irq, softirq, steal] = first.split(/\s+/).slice(1, 9).map(Number);
-  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S;
+  const [uptimeS, idleS] = fs.readFileSync('/proc/uptime', 'utf8').split(' ').map(Number);
+  return uptimeS * CPUS - idleS;
 }
 
 function ownCpuS() {
@@ -33,12 +35,26 @@ function ownCpuS() {
   return (usage.user + usage.system) / 1e6;
 }
 
-// A snapshot at the start of a phase; `.end()` gives the CPU figures of the phase.
+const SLICE_MS = 500; // /proc counts in 10 ms units: over 500 ms a slice is right to within a few %
+
+// Other processes' CPU between two samples, in % of one core.
+function othersPct(from, to) {
+  const wallS = to.wallS - from.wallS;
+  const ownS = to.serverS - from.serverS + (to.auxS - from.auxS) + (to.generatorS - from.generatorS);
+  return wallS > 0 ? (100 * Math.max(0, to.machineS - from.machineS - ownS)) / wallS : 0;
+}
+
+// CPU figures of a measured phase, from a snapshot at its start to `.end()`. Every SLICE_MS it
+// also checks what other processes used in that slice: an average hides a short burst, which
+// is enough to move a p99 latency.
 class CpuWindow {
   constructor(serverPid, auxPids) {
     this.serverPid = serverPid;
     this.auxPids = auxPids;
     this.start = this.sample();
+    this.last = this.start;
+    this.othersPeakPct = 0;
+    this.timer = setInterval(() => this.slice(), SLICE_MS);
   }
 
   sample() {
@@ -51,13 +67,19 @@ class CpuWindow {
     };
   }
 
+  slice() {
+    const now = this.sample();
+    this.othersPeakPct = Math.max(this.othersPeakPct, othersPct(this.last, now));
+    this.last = now;
+    return now;
+  }
+
   end() {
-    const stop = this.sample();
+    clearInterval(this.timer);
+    const stop = this.slice();
     const wallS = stop.wallS - this.start.wallS;
     const serverS = stop.serverS - this.start.serverS;
     const auxS = stop.auxS - this.start.auxS;
-    const generatorS = stop.generatorS - this.start.generatorS;
-    const othersS = Math.max(0, stop.machineS - this.start.machineS - serverS - auxS - generatorS);
     const pct = (s) => (wallS > 0 ? (100 * s) / wallS : 0);
     return {
       wall_s: wallS,
@@ -65,8 +87,9 @@ class CpuWindow {
       server_busy_pct: pct(serverS),
       aux_cpu_s: auxS,
       aux_busy_pct: pct(auxS),
-      generator_busy_pct: pct(generatorS),
-      others_busy_pct: pct(othersS),
+      generator_busy_pct: pct(stop.generatorS - this.start.generatorS),
+      others_busy_pct: othersPct(this.start, stop),
+      others_peak_pct: this.othersPeakPct,
     };
   }
 }
