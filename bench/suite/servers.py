@@ -1,0 +1,182 @@
+"""The servers under test, each started as a fresh process on loopback ports below the ephemeral range.
+
+* ``bare``: ``bench/bare_server.py``, rooms and ``websockets.broadcast()`` and nothing else.
+* ``wirehub``: ``wirehub serve`` (started by ``tests/gateway_process.py``'s ``GatewayProcess``)
+  with the suite's configuration: pure fan-out channels, or channels with history on SQLite or
+  on the MongoDB stand-in (``tests/services.py``'s ``MongoStandIn``, started beside it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tests.gateway_process import GatewayProcess
+from tests.services import MongoStandIn
+
+from bench.suite.ports import PortAllocator
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 20.0
+
+# The handshake and per-connection command rate limits are off: the benchmark measures the
+# delivery path, not the limits. ``bench`` is pure fan-out (no history, presence, join/leave);
+# ``hist`` keeps a history of 100 publications, so every publish is appended to the store first.
+WIREHUB_CONFIG = """\
+[client]
+connection_rate_per_s = 0
+command_rate_per_s = 0
+
+[namespaces.bench]
+allow_subscribe_for_client = true
+allow_publish_for_client = true
+
+[namespaces.hist]
+allow_subscribe_for_client = true
+allow_publish_for_client = true
+history_size = 100
+history_ttl_s = 3600.0
+"""
+
+
+class Store(enum.Enum):
+    SQLITE = "sqlite"
+    MONGO = "mongo"
+
+
+class Server(Protocol):
+    """What the generator needs to know about a running server."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def aux_pids(self) -> list[int]:
+        """Other processes of the system under test (a store server): their CPU is reported apart."""
+        ...
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One kind of server in the suite: how to start it and how the generator talks to it."""
+
+    key: str
+    label: str
+    protocol: str
+    """The generator's protocol: ``wirehub`` or ``bare``."""
+    namespace: str = "bench"
+    """wirehub's channel namespace (the bare server has none)."""
+    store: Store = Store.SQLITE
+
+    def server(self, workdir: Path, ports: PortAllocator) -> Server:
+        if self.protocol == "bare":
+            return BareServer(workdir, ports.take())
+        return WirehubServer(workdir, ports, self.store)
+
+
+class BareServer:
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir = workdir
+        self.port = port
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def aux_pids(self) -> list[int]:
+        return []
+
+    async def start(self) -> None:
+        with (self.workdir / "bare_server.log").open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.bare_server", "--port", str(self.port),
+                stdout=asyncio.subprocess.PIPE, stderr=log, cwd=REPO,
+            )  # fmt: skip
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(START_TIMEOUT_S):
+            line = await self.proc.stdout.readline()
+        if not line.startswith(b"listening on "):
+            await self.stop()
+            raise RuntimeError(f"bare server did not start; see {self.workdir / 'bare_server.log'}")
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        self.proc = None
+
+
+class ProfiledGateway(GatewayProcess):
+    """``wirehub serve`` under cProfile; the profile is written when the process exits on SIGTERM."""
+
+    def __init__(self, workdir: Path, profile_path: Path, *, config: str, env: dict[str, str]) -> None:
+        super().__init__(workdir, config=config, env=env)
+        self.profile_path = profile_path
+
+    def command(self) -> list[str]:
+        python, *serve = super().command()
+        return [python, "-m", "cProfile", "-o", str(self.profile_path), *serve]
+
+
+class WirehubServer:
+    def __init__(
+        self, workdir: Path, ports: PortAllocator, store: Store, profile_path: Path | None = None
+    ) -> None:
+        env = {"WIREHUB_SERVER_PORT": str(ports.take()), "WIREHUB_HTTP_PORT": str(ports.take())}
+        self.mongo: MongoStandIn | None = None
+        if store is Store.MONGO:
+            self.mongo = MongoStandIn(workdir / "mongo", ports.take())
+            env["WIREHUB_STORE_URL"] = f"{self.mongo.url}/wirehub_bench"
+        self.gateway = (
+            GatewayProcess(workdir, config=WIREHUB_CONFIG, env=env)
+            if profile_path is None
+            else ProfiledGateway(workdir, profile_path, config=WIREHUB_CONFIG, env=env)
+        )
+        self.workdir = workdir
+
+    @property
+    def url(self) -> str:
+        return self.gateway.ws_url
+
+    @property
+    def pid(self) -> int:
+        assert self.gateway.proc is not None
+        return self.gateway.proc.pid
+
+    @property
+    def aux_pids(self) -> list[int]:
+        if self.mongo is None or self.mongo.proc is None:
+            return []
+        return [self.mongo.proc.pid]
+
+    async def start(self) -> None:
+        if self.mongo is not None:
+            await self.mongo.start()
+        await self.gateway.start()
+
+    async def stop(self) -> None:
+        if isinstance(self.gateway, ProfiledGateway):
+            await self.gateway.stop()  # SIGTERM: a clean exit writes the profile
+        else:
+            await self.gateway.kill()
+        if self.mongo is not None:
+            await self.mongo.stop()
+
+    @staticmethod
+    def token() -> str:
+        return GatewayProcess.token("bench", ttl_s=24 * 3600)
