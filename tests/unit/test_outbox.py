@@ -25,6 +25,8 @@ class FakeSink:
         self.frames: list[bytes] = []
         """What write_frame was given (the scheduler's framing of lone messages)."""
         self.alike = False
+        self.write_pauses_with = 0
+        """When set, every write stays in the buffer and pauses the transport."""
         self.paused = False
         self.is_open = True
         self.in_buffer = 0
@@ -38,7 +40,14 @@ class FakeSink:
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+        self._buffer(len(data))
 
+    def _buffer(self, size: int) -> None:
+        if self.write_pauses_with:
+            self.in_buffer += size  # as a transport past its high-water mark: buffered, paused
+            self.paused = True
+
+    @property
     def framed_alike(self) -> bool:
         return self.alike
 
@@ -46,9 +55,13 @@ class FakeSink:
         assert frame.startswith(b"<frame>")
         self.frames.append(frame)
         self.written.append(frame.removeprefix(b"<frame>"))
+        self._buffer(len(frame) - len(b"<frame>"))
 
     def buffered(self) -> int:
         return self.in_buffer
+
+    def backed_up(self) -> bool:
+        return self.paused
 
     async def drain(self) -> None:
         await self._resumed.wait()
@@ -59,6 +72,7 @@ class FakeSink:
 
     def resume(self) -> None:
         self.paused = False
+        self.write_pauses_with = 0
         self._resumed.set()
 
 
@@ -242,16 +256,18 @@ async def test_large_reply_to_a_reading_client_is_not_slow(
 ) -> None:
     """A reply over the limit that the socket takes, and the client reads, never reports it slow."""
     box = outbox(sink, slow, clock, slow_after_s=2.0)
+    sink.write_pauses_with = 3 * LIMIT  # the transport buffers the reply and pushes back
     box.offer(b"y" * (3 * LIMIT))
     await next_turn()
-    sink.in_buffer = 3 * LIMIT  # written: in the transport's buffer for a moment
-    box.offer(b"z")
-    await next_turn()  # the write looks at the backlog: over the limit, the deadline is armed
-    sink.in_buffer = 0  # the client read it
-    box.offer(b"w")
-    await next_turn()  # the next write finds the backlog under the limit again
+    assert box.backlog == 3 * LIMIT  # over the limit: the slow deadline is armed
+    box.offer(b"z")  # queued behind the backed-up socket
+    clock.advance(1.0)
+    sink.in_buffer = 0  # the client read it all
+    sink.resume()
+    await box.flushed()
     clock.advance(5.0)
     assert slow.backlogs == []
+    assert sink.written[-1] == b"z"
 
 
 async def test_close_with_discard_while_backed_up_drops_the_queue(sink: FakeSink, slow: Slow) -> None:

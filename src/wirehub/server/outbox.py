@@ -53,6 +53,7 @@ class Sink(Protocol):
         """Send ``data`` as one text frame, synchronously (the transport buffers what it must)."""
         ...
 
+    @property
     def framed_alike(self) -> bool:
         """Whether a text frame for this connection is the same bytes as for any other (no extension)."""
         ...
@@ -63,6 +64,10 @@ class Sink(Protocol):
 
     def buffered(self) -> int:
         """Bytes written but still in the transport's buffer."""
+        ...
+
+    def backed_up(self) -> bool:
+        """Whether the transport pushes back (its buffer passed the high-water mark)."""
         ...
 
     async def drain(self) -> None:
@@ -98,6 +103,10 @@ class FlushScheduler:
                 self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self._flush)
 
+    def frame(self, data: bytes) -> bytes:
+        """``data`` as a whole frame (for joined messages, each outbox's own)."""
+        return self._framing(data)
+
     def frame_of(self, message: bytes) -> bytes:
         """``message`` as a whole frame; the same message offered to many outboxes is framed once."""
         if message is not self._framed:
@@ -128,6 +137,7 @@ class Outbox:
         "_queued",
         "_scheduler",
         "_sink",
+        "_slow_armed",
         "hard_limit_bytes",
         "limit_bytes",
         "on_slow",
@@ -157,6 +167,8 @@ class Outbox:
         self._held: list[bytes] | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._closed = False
+        self._slow_armed = False
+        """Whether the slow-client deadline is set among the connection's deadlines."""
         self.limit_bytes = limit_bytes
         self.slow_after_s = slow_after_s
         self.hard_limit_bytes = hard_limit_bytes
@@ -208,10 +220,26 @@ class Outbox:
     def flush(self) -> None:
         """Write the queue now if the socket takes data; otherwise leave it to the drain waiter."""
         self._pending = False
-        if not self._frames or self._drainer is not None:
+        frames = self._frames
+        if not frames or self._drainer is not None:
             return
-        if not self._sink.open():
-            self._discard()
+        sink = self._sink
+        if not sink.writable():
+            if sink.open():
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            else:
+                self._discard()
+            return
+        if sink.framed_alike and self._queued < MAX_FRAME_BYTES:
+            # The common cases, in one write: a message alone (a fan-out: framed once for every
+            # subscriber that writes it alone), or what queued up this turn, joined.
+            if len(frames) == 1:
+                sink.write_frame(self._scheduler.frame_of(frames[0]))
+            else:
+                sink.write_frame(self._scheduler.frame(b"\n".join(frames)))
+            frames.clear()
+            self._queued = 0
+            self._after_write()
         elif not self._write_while_writable():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -224,7 +252,7 @@ class Outbox:
                 frame = frames[start]  # the very bytes object offered, joined with nothing
                 start += 1
                 self._queued -= len(frame)
-                if sink.framed_alike():
+                if sink.framed_alike:
                     sink.write_frame(self._scheduler.frame_of(frame))
                 else:
                     sink.write(frame)
@@ -237,8 +265,14 @@ class Outbox:
             sink.write(b"\n".join(frames[start:end]))
             start = end
         del frames[:start]
-        self._check_backlog()
+        self._after_write()
         return not frames
+
+    def _after_write(self) -> None:
+        # A socket that still takes data buffers less than its high-water mark, far below the
+        # limit: the backlog needs a look only when it pushed back, or a slow deadline is armed.
+        if self._slow_armed or self._sink.backed_up():
+            self._check_backlog()
 
     async def _drain(self) -> None:
         """The one task of a backed-up connection: write the queue whenever the socket takes data."""
@@ -257,14 +291,17 @@ class Outbox:
     def _check_backlog(self) -> None:
         backlog = self.backlog
         if backlog <= self.limit_bytes:
-            if SLOW in self._deadlines:
+            if self._slow_armed:
+                self._slow_armed = False
                 self._deadlines.cancel(SLOW)
         elif backlog > self.hard_limit_bytes:
             self._slow(backlog)
-        elif SLOW not in self._deadlines:
+        elif not self._slow_armed:
+            self._slow_armed = True
             self._deadlines.set(SLOW, self.slow_after_s, self._slow_deadline)
 
     def _slow_deadline(self) -> None:
+        self._slow_armed = False
         backlog = self.backlog
         if backlog > self.limit_bytes:
             self._slow(backlog)
@@ -284,7 +321,9 @@ class Outbox:
             self._discard()
         self._closed = True
         self._held = None
-        self._deadlines.cancel(SLOW)
+        if self._slow_armed:
+            self._slow_armed = False
+            self._deadlines.cancel(SLOW)
 
     def _discard(self) -> None:
         self._frames.clear()

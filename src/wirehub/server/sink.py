@@ -41,10 +41,12 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class WebSocketSink:
-    __slots__ = ("_ws",)
+    __slots__ = ("_ws", "framed_alike")
 
     def __init__(self, ws: ServerConnection) -> None:
         self._ws = ws
+        self.framed_alike = not ws.protocol.extensions
+        """Extensions are settled by the handshake, which is over when a sink is made."""
 
     def open(self) -> bool:
         return self._ws.protocol.state is State.OPEN
@@ -61,12 +63,12 @@ class WebSocketSink:
         ws.protocol.send_text(data)  # permessage-deflate: the protocol compresses and frames
         ws.send_data()
 
-    def framed_alike(self) -> bool:
-        return not self._ws.protocol.extensions
-
     def write_frame(self, frame: bytes) -> None:
         # As ``protocol.send_text`` + ``send_data`` would, for a frame framed by ``text_frame``.
         self._ws.transport.write(frame)
+
+    def backed_up(self) -> bool:
+        return self._ws.paused
 
     def buffered(self) -> int:
         transport = self._ws.transport
