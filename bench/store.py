@@ -77,6 +77,12 @@ class CountingStore:
     async def close(self) -> None:
         await self.inner.close()
 
+    async def wait_ready(self) -> None:
+        await self.inner.wait_ready()
+
+    async def check(self) -> None:
+        await self.inner.check()
+
     async def append(
         self, channel: str, pubs: Sequence[NewPublication], *, limits: HistoryLimits
     ) -> Appended:

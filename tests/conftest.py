@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,21 +29,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
-    """Start ``wirehub serve`` processes (config TOML, env, --app); all are killed at teardown."""
+    """Start ``wirehub serve`` processes (config TOML, env, --app, more arguments); all are
+    killed at teardown, but a supervisor of ``--workers`` gets SIGTERM, to stop its workers."""
     started: list[GatewayProcess] = []
 
     async def start(
-        config: str | None = None, env: Mapping[str, str] | None = None, app: str | None = None
+        config: str | None = None,
+        env: Mapping[str, str] | None = None,
+        app: str | None = None,
+        args: Sequence[str] = (),
     ) -> GatewayProcess:
         workdir = tmp_path / f"gw{len(started)}"
         workdir.mkdir()
-        gw = GatewayProcess(workdir, config=config, env=env, app=app)
+        gw = GatewayProcess(workdir, config=config, env=env, app=app, args=args)
         started.append(gw)
         await gw.start()
         return gw
 
     yield start
     for gw in started:
+        if "--workers" in gw.args:
+            await gw.stop()
         await gw.kill()
 
 

@@ -32,8 +32,10 @@ class GatewayProcess:
         config: str | None = None,
         env: Mapping[str, str] | None = None,
         app: str | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
+        self.args = list(args)
         self.config_path: Path | None = None
         if config is not None:
             self.config_path = workdir / "wirehub.toml"
@@ -44,6 +46,7 @@ class GatewayProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.ws_url = ""
         self.http_url = ""
+        self.listening_line = ""
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "wirehub.cli", "serve"]
@@ -51,7 +54,7 @@ class GatewayProcess:
             cmd += ["--config", str(self.config_path)]
         if self.app is not None:
             cmd += ["--app", self.app]
-        return cmd
+        return cmd + self.args
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WIREHUB_")}
@@ -83,6 +86,7 @@ class GatewayProcess:
                     match = LISTENING.search(line)
                     if match:
                         self.ws_url, self.http_url = (g.decode() for g in match.groups())
+                        self.listening_line = line.decode().strip()
                         return
         except BaseException:
             await self.kill()

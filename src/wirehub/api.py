@@ -107,6 +107,7 @@ class Server:
             idempotency_key=idempotency_key,
             skip_history=skip_history,
         )
+        self._node.metrics.api_publications += 1
         return PublishResult(pub.offset, epoch)
 
     async def broadcast(

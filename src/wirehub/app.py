@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import TypeAlias
@@ -28,7 +28,8 @@ from wirehub.broker.memory import MemoryBroker, MemoryPresence
 from wirehub.broker.memory_limits import MemoryRateLimiter
 from wirehub.channels.context import State
 from wirehub.channels.router import Router
-from wirehub.config import Settings, load_settings
+from wirehub.config import Settings, load_settings, redacted_url
+from wirehub.errors import BrokerUnavailable, StartupError, StoreUnavailable
 from wirehub.server.admission import AcceptErrorThrottle, raise_fd_limit
 from wirehub.server.gateway import Gateway
 from wirehub.server.http import HttpServer
@@ -124,25 +125,62 @@ def secret_path(settings: Settings) -> Path:
     return Path(SECRET_FILE_NAME)
 
 
-def with_token_secret(settings: Settings) -> Settings:
-    """Fill in an HMAC secret when no key is configured, generating one on first use.
-
-    ``wirehub serve`` and ``wirehub token`` both call this, so they always agree on the secret.
-    """
+def has_token_key(settings: Settings) -> bool:
+    """Whether the settings name a key to verify tokens with (else serve generates a secret)."""
     auth = settings.auth
-    if (
+    return bool(
         auth.token_hmac_secret
         or auth.token_rsa_public_key
         or auth.token_ecdsa_public_key
         or auth.token_ed25519_public_key
         or auth.token_jwks_url
-    ):
+    )
+
+
+def read_secret_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise StartupError(f"cannot read the token secret {path}: {exc.strerror}") from None
+
+
+def token_secret(settings: Settings) -> str:
+    """The HMAC secret to sign tokens with: the configured one, or the one ``serve`` generated.
+
+    Unlike ``with_token_secret`` this never makes one: a token signed with a secret that no
+    gateway knows would be refused by all of them.
+    """
+    if settings.auth.token_hmac_secret:
+        return settings.auth.token_hmac_secret
+    if has_token_key(settings):
+        raise StartupError("the gateway verifies tokens with public keys only: sign with --private-key")
+    path = secret_path(settings)
+    if not path.exists():
+        raise StartupError(
+            f"no token secret: auth.token_hmac_secret is not set and {path.resolve()} does not exist"
+            " (`wirehub serve` writes it on its first start); or sign with --private-key"
+        )
+    return read_secret_file(path)
+
+
+def with_token_secret(settings: Settings) -> Settings:
+    """Fill in an HMAC secret when no key is configured, generating one on first use.
+
+    ``wirehub serve`` and ``wirehub token`` both call this, so they always agree on the secret.
+    """
+    if has_token_key(settings):
         return settings
+    auth = settings.auth
     path = secret_path(settings)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        secret = path.read_text(encoding="utf-8").strip()
+        secret = read_secret_file(path)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot write a generated token secret to {path}: {exc.strerror}"
+            " (make the directory writable, or set auth.token_hmac_secret)"
+        ) from None
     else:
         secret = secrets.token_urlsafe(32)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -272,17 +310,30 @@ async def start(settings: Settings, app: App | Router) -> Running:
     raise_fd_limit()  # before the node sizes its connection cap on it
     install_accept_error_throttle()
     node = build_node(settings, app)
-    await node.start()
+    try:
+        await node.start()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await node.close()
+        raise _startup_error(settings, exc) from exc
     gateway = Gateway(node)
     accounts = build_accounts(settings, node.store)
     http = HttpServer(node, accounts)
     lifespans = AsyncExitStack()
     try:
-        await app.enter_lifespans(node.server, lifespans)
+        try:
+            await app.enter_lifespans(node.server, lifespans)
+        except Exception as exc:
+            logger.debug("app startup failed", exc_info=True)
+            raise StartupError(f"app startup failed: {_where(exc)}") from exc
         if accounts is not None:
             await accounts.start()
-        await gateway.start()
-        await http.start()
+        s = settings.server
+        with _listening("server.port", s.host, s.port):
+            await gateway.start()
+        h = settings.http
+        with _listening("http.port or http.internal_port", h.host, h.port):
+            await http.start()
     except BaseException:
         await gateway.shutdown(0)
         await lifespans.aclose()
@@ -293,6 +344,35 @@ async def start(settings: Settings, app: App | Router) -> Running:
         raise
     http.ready = True
     return Running(node, gateway, http, lifespans)
+
+
+def _startup_error(settings: Settings, exc: BaseException) -> BaseException:
+    """What a failed node start means to the operator: which backend, at which (redacted) URL."""
+    if isinstance(exc, StoreUnavailable):
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        return StartupError(f"store.url {redacted_url(settings.store.url)}: {exc.message}{cause}")
+    if isinstance(exc, BrokerUnavailable):
+        return StartupError(f"broker.url {redacted_url(settings.broker.url)}: {exc.message}")
+    return exc
+
+
+@contextlib.contextmanager
+def _listening(key: str, host: str, port: int) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise StartupError(f"{key}: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _where(exc: BaseException) -> str:
+    """``Type: message (file:line)`` of an exception, from the innermost frame of its traceback."""
+    text = f"{type(exc).__name__}: {exc}"
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        text += f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
+    return text
 
 
 async def serve(
@@ -326,12 +406,27 @@ def load_app(spec: str) -> App:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    obj = getattr(module, attr or "app")
+    if not module_name:
+        raise StartupError(f"--app {spec}: expected module:attribute, e.g. myapp.realtime:app")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise StartupError(
+                f"--app {spec}: no module named {exc.name!r} (looked in {os.getcwd()})"
+            ) from None
+        raise StartupError(f"--app {spec}: importing {module_name} failed: {_where(exc)}") from exc
+    except Exception as exc:
+        raise StartupError(f"--app {spec}: importing {module_name} failed: {_where(exc)}") from exc
+    name = attr or "app"
+    try:
+        obj = getattr(module, name)
+    except AttributeError:
+        raise StartupError(f"--app {spec}: module {module_name} has no attribute {name!r}") from None
     if isinstance(obj, Router):
         return App(obj)
     if not isinstance(obj, App):
-        raise TypeError(f"{spec} is neither a wirehub App nor a Router")
+        raise StartupError(f"--app {spec}: {name} is a {type(obj).__name__}, not a wirehub App or Router")
     return obj
 
 

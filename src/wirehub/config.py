@@ -48,6 +48,9 @@ class ServerSettings:
     # the total: the open-files limit (raised to its hard limit at start) less a reserve.
     max_connections_per_address: int = 4096
     max_connections: int = 0
+    # Listen with SO_REUSEPORT on both ports, so that several processes share them (the kernel
+    # spreads new connections); ``serve --workers N`` turns it on for its workers.
+    reuse_port: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,12 @@ class HttpSettings:
     # kept-alive connection is closed after keepalive_timeout_s.
     request_timeout_s: float = 10.0
     keepalive_timeout_s: float = 15.0
+    # A second HTTP listener for operators: /metrics and the server API move there (the public
+    # port then answers 404 for them), /health and /ready are on both. With ``--workers N``,
+    # worker i listens on internal_port + i, so that each can be scraped.
+    internal_enabled: bool = False
+    internal_host: str = "127.0.0.1"
+    internal_port: int = 8002
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +176,9 @@ class StoreSettings:
     idempotency_window_s: float = 300.0
     # How often streams whose every publication expired are removed (with what is left of them).
     sweep_interval_s: float = 60.0
+    # How long start-up waits for a server store (MongoDB) to answer before giving up with an
+    # error; 0 starts at once and answers /ready with 503 until it does.
+    start_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +346,8 @@ def validate(settings: Settings) -> list[str]:
         problems.append("server.port: must be between 0 (any free port) and 65535")
     if not 0 <= settings.http.port < 65536:
         problems.append("http.port: must be between 0 (any free port) and 65535")
+    if not 0 <= settings.http.internal_port < 65536:
+        problems.append("http.internal_port: must be between 0 (any free port) and 65535")
     if not settings.server.ws_path.startswith("/"):
         problems.append("server.ws_path: must start with '/'")
     if c.ping_interval_s < 0 or c.pong_timeout_s < 0:
@@ -488,7 +502,68 @@ def _validate_store(store: StoreSettings) -> list[str]:
         problems.append("store.idempotency_window_s: cannot be negative")
     if store.sweep_interval_s <= 0:
         problems.append("store.sweep_interval_s: must be positive")
+    if store.start_timeout_s < 0:
+        problems.append("store.start_timeout_s: cannot be negative")
     return problems
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its userinfo (``scheme://user:password@host``) masked."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@/]*@", r"\1***@", url, flags=re.IGNORECASE)
+
+
+def _env_name(full_key: str) -> str:
+    return "WIREHUB_" + re.sub(r"[^A-Za-z0-9]", "_", full_key).upper()
+
+
+def unknown_env_keys(env: Mapping[str, str]) -> list[str]:
+    """The ``WIREHUB_*`` variables in ``env`` that name no setting (a typo is otherwise silent)."""
+    known = {
+        _env_name(f"{section}.{f.name}")
+        for section, cls in _SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
+    namespace_keys = tuple("_" + f.name.upper() for f in dataclasses.fields(NamespaceOptions))
+    unknown = []
+    for name in env:
+        if not name.startswith("WIREHUB_"):
+            continue
+        base = name.removesuffix("_FILE")
+        if base in known or (base.startswith("WIREHUB_NAMESPACES_") and base.endswith(namespace_keys)):
+            continue
+        unknown.append(name)
+    return sorted(unknown)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def default_config_toml() -> str:
+    """A configuration file with every setting, commented out at its default (``genconfig``)."""
+    defaults = Settings()
+    lines = [
+        "# wirehub configuration: every setting at its default, commented out.",
+        "# Uncomment what you change. Each key can also be set from the environment as",
+        "# WIREHUB_<SECTION>_<KEY> (e.g. WIREHUB_SERVER_PORT), or read from a file named by",
+        "# WIREHUB_<SECTION>_<KEY>_FILE. `wirehub check --config FILE` validates a file.",
+    ]
+    for section in _SECTIONS:
+        lines += ["", f"[{section}]"]
+        for f in dataclasses.fields(_SECTIONS[section]):
+            lines.append(f"# {f.name} = {_toml_value(getattr(getattr(defaults, section), f.name))}")
+    lines += ["", "# The built-in namespaces: a file with a [namespaces] table has only its own."]
+    for name, options in defaults.namespaces.items():
+        lines += ["", f"[namespaces.{name}]"]
+        for f in dataclasses.fields(options):
+            lines.append(f"{f.name} = {_toml_value(getattr(options, f.name))}")
+    return "\n".join(lines) + "\n"
 
 
 def _build(
@@ -502,7 +577,7 @@ def _build(
             problems.append(f"{section}.{key}: unknown key")
     for f in dataclasses.fields(cls):
         full_key = f"{section}.{f.name}"
-        env_name = "WIREHUB_" + re.sub(r"[^A-Za-z0-9]", "_", full_key).upper()
+        env_name = _env_name(full_key)
         kind = hints[f.name]
         if env_name in env:
             value: Any = _from_env(env[env_name], kind, full_key, problems)

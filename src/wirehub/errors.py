@@ -308,6 +308,14 @@ class ConfigError(WirehubError):
         super().__init__("; ".join(problems))
 
 
+class StartupError(WirehubError):
+    """The gateway cannot start; ``message`` names the thing (a port, a module, a path, a URL)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
 class TokenError(WirehubError):
     """A token failed verification for a reason other than expiry."""
 

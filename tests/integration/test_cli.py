@@ -75,7 +75,15 @@ def test_token_prints_a_jwt_with_the_requested_claims(tmp_path: Path) -> None:
 
 def test_token_rejects_info_that_is_not_json(tmp_path: Path) -> None:
     """A malformed ``--info`` is reported instead of signed."""
-    result = run_cli("token", "--user", "a", "--info", "{nope", cwd=tmp_path)
+    result = run_cli(
+        "token",
+        "--user",
+        "a",
+        "--info",
+        "{nope",
+        cwd=tmp_path,
+        env={"WIREHUB_AUTH_TOKEN_HMAC_SECRET": "s" * 32},
+    )
     assert result.returncode == 2
     assert "--info" in result.stderr
 

@@ -62,15 +62,15 @@ async def start_replicas(
     return [await start_gateway(config=CONFIG, env=env) for _ in range(count)]
 
 
-async def health(gateway: GatewayProcess) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.get(f"{gateway.http_url}/health") as response:
+async def readiness(gateway: GatewayProcess) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.http_url}/ready") as response:
         return response.status, await response.json()
 
 
-async def wait_healthy(gateway: GatewayProcess) -> None:
-    """Wait for /health to answer 200, polling: no event announces MongoDB coming back."""
+async def wait_ready(gateway: GatewayProcess) -> None:
+    """Wait for /ready to answer 200, polling: no event announces MongoDB coming back."""
     async with asyncio.timeout(WAIT_S):
-        while (await health(gateway))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
+        while (await readiness(gateway))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
             await asyncio.sleep(0.1)
 
 
@@ -188,13 +188,16 @@ async def test_subscribers_get_offsets_once_in_order_when_publishers_race_on_two
 async def test_gateway_reports_not_ready_until_mongodb_appears(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    """With MongoDB down the gateway starts and answers 503; once MongoDB appears it is ready and serves."""
+    """With store.start_timeout_s = 0 and MongoDB down the gateway starts and /ready answers 503
+    naming the store; once MongoDB appears it is ready and serves."""
     port = free_port()
     server = MongoStandIn(tmp_path / "late-mongo", port=port)
-    gateway = await start_gateway(config=CONFIG, env=store_env(f"mongodb://127.0.0.1:{port}/late"))
+    env = store_env(f"mongodb://127.0.0.1:{port}/late") | {"WIREHUB_STORE_START_TIMEOUT_S": "0"}
+    gateway = await start_gateway(config=CONFIG, env=env)
     clients = Clients()
     try:
-        assert await health(gateway) == (503, {"status": "store not ready"})
+        status, body = await readiness(gateway)
+        assert (status, body["status"], list(body["failing"])) == (503, "not ready", ["store"])
         client = clients.new(gateway.ws_url, gateway.token("alice"))
         events = SubEvents()
         sub = client.new_subscription("chat:late", events=events)
@@ -204,7 +207,7 @@ async def test_gateway_reports_not_ready_until_mongodb_appears(
         assert (refused.error.code, refused.error.temporary) == (100, True)
 
         await server.start()
-        await wait_healthy(gateway)
+        await wait_ready(gateway)
         # The SDK keeps retrying the subscribe with backoff; it now succeeds by itself.
         async with asyncio.timeout(WAIT_S):
             ctx = await events.subscribed.get()

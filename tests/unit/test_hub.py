@@ -79,6 +79,8 @@ class FakeBroker:
     async def publish_control(self, message: ControlMessage) -> None:
         self.controls.append(message)
 
+    async def check(self) -> None: ...
+
 
 class HookedStore(SqliteStore):
     """The real SQLite store, plus one-shot hooks run around ``read`` and ``position``."""

@@ -51,6 +51,8 @@ class BusBroker:
     async def publish_control(self, message: ControlMessage) -> None:
         self.bus.deliver(message)
 
+    async def check(self) -> None: ...
+
 
 def answering(name: str) -> Answer:
     def answer(op: str, args: JSON) -> JSON:

@@ -65,6 +65,10 @@ class Broker(Protocol):
         """Deliver a node-level control message to every started node, this one included."""
         ...
 
+    async def check(self) -> None:
+        """Answer quickly (``/ready``): ``BrokerUnavailable`` naming what does not answer."""
+        ...
+
 
 class Presence(Protocol):
     """Who is subscribed to a channel, across nodes. Entries expire unless refreshed.

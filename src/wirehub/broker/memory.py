@@ -39,6 +39,9 @@ class MemoryBroker:
         if self._listener is not None:
             self._listener.on_control(message)
 
+    async def check(self) -> None:
+        """In process: there is nothing that could fail to answer."""
+
 
 class MemoryPresence:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:

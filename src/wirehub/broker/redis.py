@@ -174,6 +174,17 @@ class RedisClient:
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable("broker unreachable") from exc
 
+    async def ping(self) -> None:
+        """One PING (to every master of a cluster) within PROBE_TIMEOUT_S; ``BrokerUnavailable`` if not."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                if isinstance(self._commands, RedisCluster):
+                    await self._commands.execute_command("PING", target_nodes=RedisCluster.PRIMARIES)
+                else:
+                    await self._commands.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"redis does not answer: {type(exc).__name__}") from exc
+
     @property
     def reachable(self) -> bool:
         """False while a server that let a command time out has not answered since."""
@@ -347,6 +358,11 @@ class _Link:
         self._markers = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Connected now (``up`` stays set through later outages)."""
+        return self._conn is not None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"broker-link {self.label}")
@@ -643,6 +659,15 @@ class RedisBroker:
 
     async def publish_control(self, message: ControlMessage) -> None:
         await self.client.publish(self.keys.control, encode_control(message))
+
+    async def check(self) -> None:
+        """Ready while every pub/sub link is connected and Redis answers a PING."""
+        down = sorted(link.label for link in self._links.values() if not link.connected)
+        if down:
+            raise BrokerUnavailable(f"pub/sub link down: {', '.join(down)}")
+        if not self.client.reachable:
+            raise BrokerUnavailable("redis let a command time out and has not answered since")
+        await self.client.ping()
 
     # ------------------------------------------------------------------ from the links
 

@@ -116,8 +116,8 @@ async def connect(client: Client, command: Command, request: ConnectRequest) -> 
     if request.token:
         try:
             claims = await node.verifier.verify_connection(request.token)
-        except TokenError:
-            raise DisconnectInvalidToken() from None
+        except TokenError as exc:
+            raise DisconnectInvalidToken() from exc  # the cause is for the log, not the wire
         client.user = User(claims.user, info=claims.info, meta=claims.meta)
         expire_at = claims.expire_at
         server_subs = claims.subs

@@ -41,6 +41,7 @@ from wirehub.errors import (
     RateLimited,
     RequestError,
     TokenExpired,
+    WirehubError,
     error_reply,
 )
 from wirehub.protocol.codec import PING, decode_frame, encode_error, encode_reply
@@ -87,11 +88,14 @@ class Client:
         "_idle",
         "_in_flight",
         "_loop",
+        "_opened_at",
         "deliver",
         "expire_at",
+        "forwarded_for",
         "id",
         "node",
         "outbox",
+        "remote",
         "session",
         "settings",
         "subs",
@@ -103,6 +107,13 @@ class Client:
         self.id = str(uuid.uuid4())
         self.node = node
         self.ws = ws
+        # For the log line that ends the connection. The peer's address is the string the
+        # listener keeps anyway; a proxy's X-Forwarded-For only when the peer is a trusted proxy.
+        self.remote: str = getattr(ws, "peer_address", "")
+        self.forwarded_for = ""
+        forwarded = ws.request.headers.get("X-Forwarded-For") if ws.request is not None else None
+        if forwarded and node.proxies.trusts(self.remote):
+            self.forwarded_for = forwarded
         # The handshake's headers are about 3 KiB a connection and are not needed once it is
         # open: what the connection needs of them is taken above this line.
         for message in (ws.request, ws.response):
@@ -136,7 +147,7 @@ class Client:
         self._idle: asyncio.Future[None] | None = None
         """Set once ``_in_flight`` is back to 0, while a command waits for that."""
         self.expire_at: int | None = None
-        now = self._clock.time()
+        self._opened_at = now = self._clock.time()
         # Commands: 111 once the bucket is empty, 3013 once the client owes a further burst.
         self._commands: TokenBucket | None = None
         self._commands_debt_limit = -float(settings.command_burst)
@@ -199,9 +210,60 @@ class Client:
                 await asyncio.wait([self._closer])
             self._deadlines.cancel_all()
             self.node.unregister(self)
+            self._log_end()
             if self._done is None:
                 self._done = self._loop.create_future()
             self._done.set_result(None)
+
+    def _log_end(self) -> None:
+        """One line per connection, when it is over: who, from where, for how long, and why it ended."""
+        reason = self._closing
+        if reason is None or reason is _PEER_GONE:
+            # The client closed (or vanished: 1006, no close frame).
+            code = getattr(self.ws, "close_code", None) or 1006
+            text = getattr(self.ws, "close_reason", "") or ""
+            by = "client"
+        else:
+            code, text, by = reason.code, reason.reason, "server"
+        self.node.metrics.disconnected(code, by_server=by == "server")
+        fields: dict[str, object] = {
+            "client": self.id,
+            "user": self.user.id,
+            "remote": self.remote,
+            "duration_s": round(self._clock.time() - self._opened_at, 3),
+            "code": code,
+            "reason": text,
+            "closed_by": by,
+        }
+        if self.forwarded_for:
+            fields["forwarded_for"] = self.forwarded_for
+        logger.info("connection closed", extra=fields)
+
+    def _connect_refused(self, exc: Exception) -> None:
+        """A connect that failed (bad or expired token, connection limit...), said once at INFO.
+
+        The reason is the error's own message, or the token check's (which never quotes the token).
+        """
+        if isinstance(exc, Disconnect):
+            code, reason = exc.code, exc.reason
+        else:
+            reply = error_reply(exc)
+            code, reason = reply.code, reply.message
+        self.node.metrics.connect_refused(code)
+        detail = exc.__cause__
+        if isinstance(detail, WirehubError):
+            text = str(detail)
+            reason = text if text.startswith(reason) else f"{reason}: {text}"
+        logger.info(
+            "connect refused",
+            extra={
+                "client": self.id,
+                "user": self.user.id,
+                "remote": self.remote,
+                "code": code,
+                "reason": reason,
+            },
+        )
 
     async def closed(self) -> None:
         if self._done is None:
@@ -254,6 +316,7 @@ class Client:
             if balance < 0:
                 if balance < self._commands_debt_limit:
                     raise DisconnectTooManyRequests()
+                self.node.metrics.command_failed(command.method, RateLimited.code)
                 if command.id:  # ``send`` has no reply to carry the error
                     self.deliver(encode_error(command.id, error_reply(RateLimited())))
                 return
@@ -268,16 +331,17 @@ class Client:
             await self._publishes_done()
         try:
             result = await commands.run(self, command)
-        except Disconnect:
-            raise
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
+            if isinstance(request, ConnectRequest):
+                self._connect_refused(exc)
+            if isinstance(exc, Disconnect):
+                raise
             if isinstance(request, ConnectRequest):
                 self.session.connect_failed()
                 self.node.unbind_user(self)
             self._fail(command, exc)
             return
+        self.node.metrics.command_done(command.method)
         if result is not None and not isinstance(request, SendRequest):
             self.reply(command, result)
 
@@ -288,6 +352,7 @@ class Client:
             self._idle.set_result(None)
             self._idle = None
         if exc is None:
+            self.node.metrics.command_done("publish")
             self.reply(command, {})
         elif isinstance(exc, Exception):
             self._fail(command, exc)
@@ -302,6 +367,7 @@ class Client:
         if not isinstance(exc, RequestError):
             self.log.error("command failed", extra={"method": command.method}, exc_info=exc)
         reply = error_reply(exc)
+        self.node.metrics.command_failed(command.method, reply.code)
         if command.id:  # ``send`` has no reply to carry the error
             self.deliver(encode_error(command.id, reply))
         # Temporary errors are the server's trouble (100) or have their own escalation (111).

@@ -73,6 +73,8 @@ class Gateway:
             self._address_handshakes = HandshakeBuckets(
                 client.connection_rate_per_address_per_s, client.connection_burst_per_address
             )
+        self._refusal_logged_at = float("-inf")
+        self._refused_since_log = 0
         self._connection_class = type(
             "NodeServerConnection", (CountedServerConnection,), {"counter": node.connections}
         )
@@ -92,6 +94,9 @@ class Gateway:
             close_timeout=2,
             open_timeout=settings.server.handshake_timeout_s,
             create_connection=self._connection_class,
+            # Several worker processes share the port (``serve --workers N``): the kernel spreads
+            # new connections over them.
+            reuse_port=settings.server.reuse_port or None,
         )
 
     @property
@@ -107,7 +112,16 @@ class Gateway:
             return refusal
         origins = request.headers.get_all("Origin")
         if len(origins) > 1 or not self._origins.allows(origins[0] if origins else None):
-            logger.debug("origin not allowed", extra={"origin": origins[:1]})
+            logger.info(
+                "connect refused",
+                extra={
+                    "code": 403,
+                    "reason": "origin not in server.allowed_origins",
+                    "origin": ", ".join(origins),
+                    "remote": _peer_address(connection.transport),
+                },
+            )
+            self.node.metrics.connect_refused(403)
             return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         now = time.monotonic()
         if self._address_handshakes is not None:
@@ -115,13 +129,27 @@ class Gateway:
                 _peer_address(connection.transport), request.headers.get("X-Forwarded-For")
             )
             if not self._address_handshakes.try_take(address, now):
-                return self._too_many(connection)
+                return self._too_many(connection, "client.connection_rate_per_address_per_s", now)
         if self._handshakes is not None and not self._handshakes.try_take(now):
-            return self._too_many(connection)
+            return self._too_many(connection, "client.connection_rate_per_s", now)
         return None
 
-    @staticmethod
-    def _too_many(connection: ServerConnection) -> Response:
+    def _too_many(self, connection: ServerConnection, setting: str, now: float) -> Response:
+        # A flood of refusals must not become a flood of log lines: one per second at most.
+        self._refused_since_log += 1
+        if now - self._refusal_logged_at >= 1.0:
+            logger.info(
+                "connect refused",
+                extra={
+                    "code": 503,
+                    "reason": f"handshake rate over {setting}",
+                    "remote": _peer_address(connection.transport),
+                    "refused": self._refused_since_log,
+                },
+            )
+            self._refusal_logged_at = now
+            self._refused_since_log = 0
+        self.node.metrics.connect_refused(503)
         response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many new connections\n")
         response.headers["Retry-After"] = "1"
         return response

@@ -130,7 +130,7 @@ async def watch_requests(request: web.Request, handler: Handler) -> web.StreamRe
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections go through ``GuardedProtocol``."""
 
-    __slots__ = ("_counter", "_host", "_port", "_request_timeout_s")
+    __slots__ = ("_counter", "_host", "_port", "_request_timeout_s", "_reuse_port")
 
     def __init__(
         self,
@@ -140,12 +140,14 @@ class GuardedSite(web.BaseSite):
         *,
         counter: ConnectionCounter,
         request_timeout_s: float,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._counter = counter
         self._request_timeout_s = request_timeout_s
+        self._reuse_port = reuse_port
 
     @property
     def name(self) -> str:
@@ -161,4 +163,5 @@ class GuardedSite(web.BaseSite):
             self._host,
             self._port,
             backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
         )

@@ -97,6 +97,8 @@ class Hub:
         self._reorder_timeout_s = reorder_timeout_s
         self._channels: dict[str, _Channel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.deliveries = 0
+        """Frames fanned out to subscribers, ever (publications and join/leave events)."""
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -172,6 +174,15 @@ class Hub:
     @property
     def channels(self) -> frozenset[str]:
         return frozenset(self._channels)
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    @property
+    def subscription_total(self) -> int:
+        """Subscribers over every channel (one connection in two channels counts twice)."""
+        return sum(len(state.subscribers) for state in self._channels.values())
 
     async def close(self) -> None:
         for state in self._channels.values():
@@ -324,10 +335,10 @@ class Hub:
         state.ring.append(pub)
         self._fan_out(state.subscribers, encode_push(channel, "pub", pub.to_wire()))
 
-    @staticmethod
-    def _fan_out(subscribers: set[Subscriber], frame: bytes) -> None:
-        # No copy of the set: deliver() never changes it (a subscriber that disconnects leaves
-        # the hub later, from its own task).
+    def _fan_out(self, subscribers: set[Subscriber], frame: bytes) -> None:
+        # Counted per fan-out, not per subscriber. No copy of the set: deliver() never changes it
+        # (a subscriber that disconnects leaves the hub later, from its own task).
+        self.deliveries += len(subscribers)
         for subscriber in subscribers:
             subscriber.deliver(frame)
 

@@ -31,9 +31,17 @@ from wirehub.channels.context import State
 from wirehub.channels.names import ChannelName, parse_channel
 from wirehub.channels.router import Router
 from wirehub.config import NamespaceOptions, Settings
-from wirehub.errors import BrokerUnavailable, Disconnect, Invalid, UnknownChannel, disconnect_for_code
+from wirehub.errors import (
+    BrokerUnavailable,
+    Disconnect,
+    Invalid,
+    StoreUnavailable,
+    UnknownChannel,
+    disconnect_for_code,
+)
 from wirehub.server.admission import ConnectionCounter, TrustedProxies, default_connection_cap
 from wirehub.server.hub import Hub
+from wirehub.server.metrics import NodeMetrics
 from wirehub.server.outbox import FlushScheduler
 from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
@@ -123,7 +131,14 @@ class Node:
         self.state = state or State()
         """The app's own resources (``App.state``), which handlers reach as ``ctx.state``."""
         self.hub = Hub(broker, store, reorder_timeout_s=settings.client.reorder_timeout_s)
-        self.pipeline = PublishPipeline(store, broker, self.hub.on_message)
+        self.metrics = NodeMetrics()
+        self.pipeline = PublishPipeline(
+            store,
+            broker,
+            self.hub.on_message,
+            store_timing=self.metrics.store_append,
+            broker_timing=self.metrics.broker_publish,
+        )
         self.flusher = FlushScheduler(text_frame)
         self.proxies = TrustedProxies(settings.server.trusted_proxies)
         current_fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -161,6 +176,13 @@ class Node:
     async def start(self) -> None:
         await self.verifier.start()
         await self.store.start()
+        timeout_s = self.settings.store.start_timeout_s
+        if timeout_s > 0:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.store.wait_ready()
+            except TimeoutError:
+                raise StoreUnavailable(f"no answer within store.start_timeout_s ({timeout_s:g} s)") from None
         await self.broker.start(self)
         await self.replicas.start()
         self._presence_refresher = asyncio.create_task(self._refresh_presence())
@@ -468,8 +490,8 @@ class Node:
             "version": __version__,
             "num_clients": self.client_count,
             "num_users": len(self._user_clients),
-            "num_subs": sum(client.subscription_count for client in self._clients.values()),
-            "num_channels": len(self.hub.channels),
+            "num_subs": self.hub.subscription_total,
+            "num_channels": self.hub.channel_count,
             "uptime": int(time.monotonic() - self.started_at),
             "process": {"pid": os.getpid(), "rss": _rss_bytes()},
         }

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 
 from wirehub.broker.base import Broker
 from wirehub.errors import BrokerUnavailable
+from wirehub.server.metrics import Histogram
 from wirehub.storage.base import MessageStore
 from wirehub.types import BrokerMessage, HistoryLimits, NewPublication, Publication
 
@@ -105,10 +107,19 @@ class _Line:
 
 class PublishPipeline:
     def __init__(
-        self, store: MessageStore, broker: Broker, deliver_locally: Callable[[str, BrokerMessage], None]
+        self,
+        store: MessageStore,
+        broker: Broker,
+        deliver_locally: Callable[[str, BrokerMessage], None],
+        *,
+        store_timing: Histogram | None = None,
+        broker_timing: Histogram | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
+        self._store_timing = store_timing or Histogram()
+        self._broker_timing = broker_timing or Histogram()
+        """How long each store append (one batch) and each broker publish took."""
         self._deliver_locally = deliver_locally
         """How a stored publication reaches this node's subscribers when the broker failed."""
         self._lines: dict[str, _Line] = {}
@@ -179,12 +190,15 @@ class PublishPipeline:
                 if limits is None:
                     self._to_broker(channel, line, [_Outgoing(p, _unstored(p.pub), "") for p in batch])
                     continue
+                started = time.perf_counter()
                 try:
                     appended = await self._store.append(channel, [p.pub for p in batch], limits=limits)
                 except Exception as exc:
+                    self._store_timing.observe(time.perf_counter() - started)
                     for pending in batch:
                         pending.fail(exc)
                     continue
+                self._store_timing.observe(time.perf_counter() - started)
                 outgoing = []
                 for pending, stored in zip(batch, appended.publications, strict=True):
                     pending.succeed((stored, appended.epoch))  # stored: acknowledged, whatever follows
@@ -224,14 +238,17 @@ class PublishPipeline:
             self._after_broker(channel, line)
 
     async def _hand_over(self, channel: str, outgoing: _Outgoing) -> None:
+        started = time.perf_counter()
         try:
             await self._broker.publish(channel, outgoing.pub)
         except asyncio.CancelledError:
             outgoing.pending.fail(asyncio.CancelledError())
             raise
         except Exception as exc:
+            self._broker_timing.observe(time.perf_counter() - started)
             self._broker_failed(channel, outgoing, exc)
             return
+        self._broker_timing.observe(time.perf_counter() - started)
         if not outgoing.epoch:
             outgoing.pending.succeed((outgoing.pub, ""))
 

@@ -8,6 +8,7 @@ broker outage skips them (logged) and the subscription stands.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from wirehub.server.connection import Client
 
 __all__ = ["Subscription", "join", "leave", "leave_all", "server_subscribe", "server_unsubscribe"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -151,6 +154,17 @@ async def join(
             )
     if not went_live:
         raise UnrecoverablePosition()
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "subscribed",
+            extra={
+                "client": client.id,
+                "user": client.user.id,
+                "channel": sub.channel,
+                "server_side": sub.server_side,
+                "recovering": recovery is not None,
+            },
+        )
     if sub.announce:
         await _advisory(
             client,
@@ -265,6 +279,8 @@ async def leave(client: Client, channel: str) -> None:
     client.cancel_deadline(f"sub:{channel}")
     node = client.node
     await node.hub.unsubscribe(channel, client)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("unsubscribed", extra={"client": client.id, "user": client.user.id, "channel": channel})
     name, _ = node.resolve(channel)
     if sub.presence or sub.announce:
         await _advisory(

@@ -15,6 +15,9 @@ from typing import Protocol
 
 from wirehub.types import Appended, HistoryLimits, HistoryPage, NewPublication, StreamPosition
 
+CHECK_TIMEOUT_S = 1.0
+"""How long a readiness check (``check``) may take before the store counts as not answering."""
+
 
 class MessageStore(Protocol):
     """System of record for channels with history.
@@ -43,12 +46,20 @@ class MessageStore(Protocol):
 
     Failures: every driver error leaves the store as ``StoreUnavailable`` (error 100, temporary).
 
-    A store may also have a ``ready: bool`` attribute; ``/health`` reports not-ready (503) while
-    it is False (MongoDB unreachable at start-up). Stores without it count as ready once started.
+    Readiness: ``check`` answers within about a second whether the store serves now; ``/ready``
+    reports 503 with its message while it does not.
     """
 
     async def start(self) -> None:
-        """Open the store. Must not block on an unreachable server (see ``ready``)."""
+        """Open the store. Must not block on an unreachable server (``wait_ready`` waits)."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Return once the store can serve (a server store reached and prepared)."""
+        ...
+
+    async def check(self) -> None:
+        """Answer quickly: ``StoreUnavailable`` naming what does not answer."""
         ...
 
     async def close(self) -> None: ...

@@ -74,7 +74,14 @@ from pymongo.read_preferences import _ServerMode
 
 from wirehub.config import StoreSettings
 from wirehub.errors import ConfigError, StoreUnavailable, UsernameTaken
-from wirehub.storage.base import Account, check_new_account, from_millis, millis, username_key
+from wirehub.storage.base import (
+    CHECK_TIMEOUT_S,
+    Account,
+    check_new_account,
+    from_millis,
+    millis,
+    username_key,
+)
 from wirehub.types import (
     JSON,
     Appended,
@@ -316,6 +323,17 @@ class MongoStore:
     async def wait_ready(self) -> None:
         """Wait until ``ready``: for callers that would rather wait than fail while MongoDB is away."""
         await self._ready.wait()
+
+    async def check(self) -> None:
+        """Ready while the indexes exist and MongoDB answers a ping within CHECK_TIMEOUT_S."""
+        db = self._db
+        if db is None or not self._ready.is_set():
+            raise StoreUnavailable("mongodb not reached yet")
+        try:
+            with pymongo.timeout(CHECK_TIMEOUT_S):
+                await db.command("ping")
+        except PyMongoError as exc:
+            raise StoreUnavailable(f"mongodb does not answer: {type(exc).__name__}") from None
 
     @property
     def database_name(self) -> str:

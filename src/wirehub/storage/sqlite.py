@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from wirehub.errors import StoreUnavailable
+from wirehub.storage.base import CHECK_TIMEOUT_S
 from wirehub.storage.sqlite_users import ACCOUNTS_SCHEMA, SqliteUserStore
 from wirehub.types import (
     JSON,
@@ -239,6 +240,17 @@ class SqliteStore:
             executor, self._executor = self._executor, None
             await asyncio.to_thread(executor.shutdown)
             raise
+
+    async def wait_ready(self) -> None:
+        """Ready once started: the file is opened by ``start``."""
+
+    async def check(self) -> None:
+        """A trivial query on the worker thread, within CHECK_TIMEOUT_S (queued behind other jobs)."""
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                await self._run(lambda: self._connection().execute("SELECT 1").fetchone())
+        except TimeoutError:
+            raise StoreUnavailable(f"sqlite does not answer within {CHECK_TIMEOUT_S:g} s") from None
 
     async def close(self) -> None:
         executor = self._executor
