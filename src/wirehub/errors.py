@@ -3,8 +3,8 @@
 Two kinds of failure reach a client:
 
 * a *request error* fails one command: the reply carries ``{"code", "message", "temporary"}``
-  (PROTOCOL.md §7) and the connection lives on;
-* a *disconnect* ends the connection with a WebSocket close code (PROTOCOL.md §8).
+  (docs/protocol.md, "Error codes") and the connection lives on;
+* a *disconnect* ends the connection with a WebSocket close code (docs/protocol.md, "Close codes").
 
 Application handlers raise the request errors (``Forbidden``, ``Invalid``, ...). The server raises
 ``Disconnect`` subclasses. Anything else escaping a handler is an internal error (100).
@@ -138,7 +138,7 @@ class CloseCode:
 
 
 class Disconnect(WirehubError):
-    """Ends the connection with a WebSocket close code (PROTOCOL.md §8)."""
+    """Ends the connection with a WebSocket close code (docs/protocol.md, "Close codes")."""
 
     close: ClassVar[CloseCode] = CloseCode(3000, "connection closed", True)
 
@@ -273,7 +273,8 @@ _DISCONNECTS: dict[int, type[Disconnect]] = {
 _DISCONNECTS[Disconnect.close.code] = Disconnect
 
 
-# Unsubscribe push codes (PROTOCOL.md §8): below 2500 final, from 2500 the SDK resubscribes.
+# Unsubscribe push codes (docs/protocol.md, "Unsubscribe codes"): below 2500 final, from 2500 the SDK
+# subscribes again.
 UNSUBSCRIBE_SERVER = (2000, "server unsubscribe")
 UNSUBSCRIBE_INSUFFICIENT_STATE = (2500, "insufficient state")
 UNSUBSCRIBE_EXPIRED = (2501, "subscription expired")

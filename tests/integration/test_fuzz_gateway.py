@@ -3,8 +3,8 @@
 Each example opens a fresh WebSocket connection, connects with a valid token, sends one
 generated frame (arbitrary bytes, arbitrary text, or command-shaped JSON lines), then a sentinel
 command. The gateway must answer every command of an accepted frame, reach the sentinel (so
-nothing hung), and otherwise close with a code of PROTOCOL.md §8; an error reply is one of the
-request errors of §7 and never 100 (an internal error means a handler crashed on client input).
+nothing hung), and otherwise close with a close code of docs/protocol.md; an error reply is one of
+its request errors and never 100 (an internal error means a handler crashed on client input).
 After the run the gateway must still serve a healthy client and have logged no traceback.
 
 The examples use the synchronous ``websockets`` client: Hypothesis drives plain functions.
@@ -117,7 +117,7 @@ def exchange(gw: GatewayProcess, frame: str | bytes) -> Outcome:
 
 
 def check(frame: str | bytes, outcome: Outcome) -> None:
-    """Every command answered (or a protocol close), errors from §7 only, closes from §8 only."""
+    """Every command answered (or a protocol close), errors and closes from docs/protocol.md only."""
     for reply in outcome.replies.values():
         if "error" in reply:
             assert reply["error"]["code"] in REQUEST_ERRORS, (frame, reply)
@@ -163,7 +163,7 @@ def assert_no_traceback(gw: GatewayProcess) -> None:
 
 
 def test_dispatcher_answers_or_closes_when_given_command_shaped_frames(gw: GatewayProcess) -> None:
-    """Frames of command-like JSON lines are answered command by command or closed with §8 codes."""
+    """Frames of command-like JSON lines are answered command by command or closed with its close codes."""
 
     @FUZZ
     @given(frames())

@@ -1,4 +1,4 @@
-"""Every error code (PROTOCOL.md §7) and close code (§8) a client can provoke, asserted exactly.
+"""Every error code and close code (docs/protocol.md) a client can provoke, asserted exactly.
 
 Each test drives a real ``wirehub serve`` process with raw frames. Gateways are shared per
 module (one per configuration); tests stay independent by using channels no other test uses.
@@ -309,7 +309,7 @@ async def test_sub_refresh_closes_with_3500_when_token_is_for_another_user(
 async def test_subscribe_fails_with_103_when_subscription_token_is_forged(
     gw: GatewayProcess, clients: Clients
 ) -> None:
-    """An invalid (badly signed) subscription token is a 103 error, not a disconnect (§9)."""
+    """A badly signed subscription token is a 103 error, not a disconnect (docs/protocol.md, "Tokens")."""
     client = await clients.connected(gw, "alice")
     channel = unique("locked:tok-")
     forged = issue_subscription_token(WRONG_SECRET, user="alice", channel=channel)
@@ -699,7 +699,7 @@ async def test_history_fails_with_112_when_since_epoch_mismatch(gw: GatewayProce
     assert [p["offset"] for p in ok["history"]["publications"]] == [1]
 
 
-# --------------------------------------------------------------------------- recovery (§10)
+# --------------------------------------------------------------------------- recovery
 
 
 async def _stream_with_publications(clients: Clients, gw: GatewayProcess, count: int) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Unit tests for ``wirehub.channels.names.parse_channel`` (PROTOCOL.md §11)."""
+"""Unit tests for ``wirehub.channels.names.parse_channel`` (docs/protocol.md, "Channel names")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for ``wirehub.protocol.codec``: batched frames in, one-line JSON out (PROTOCOL §2, §3, §5)."""
+"""Unit tests for ``wirehub.protocol.codec``: batched frames in, one-line JSON out (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_decode_frame_returns_one_command_for_one_line() -> None:
 
 
 def test_decode_frame_splits_newline_batched_commands_in_order() -> None:
-    """The JS SDK's connect + subscribe frame yields both commands, connect first (PROTOCOL.md §2)."""
+    """The JS SDK's connect + subscribe frame yields both commands, connect first (docs/protocol.md)."""
     frame = '{"id":1,"connect":{"token":"t"}}\n{"id":2,"subscribe":{"channel":"chat:1","flag":1}}'
     assert decode_frame(frame) == [
         Command(1, "connect", ConnectRequest(token="t")),
@@ -205,7 +205,7 @@ def test_decode_frame_keeps_valid_surrogate_pairs() -> None:
 
 
 def test_encode_escapes_newlines_in_payload_strings() -> None:
-    """A payload string with newlines still encodes to a single line (PROTOCOL.md §2)."""
+    """A payload string with newlines still encodes to a single line (docs/protocol.md, "Framing")."""
     frame = encode_push("c", "pub", {"data": {"text": "line1\nline2\r\n", "k\ney": ["\n"]}})
     assert b"\n" not in frame
     assert b"\r" not in frame
@@ -225,7 +225,7 @@ def test_encode_keeps_non_ascii_characters() -> None:
 
 
 def test_ping_is_bare_object() -> None:
-    """A server ping is the bare ``{}`` (PROTOCOL.md §6)."""
+    """A server ping is the bare ``{}`` (docs/protocol.md, "Ping and pong")."""
     assert PING == b"{}"
 
 
@@ -238,7 +238,7 @@ def test_encode_reply_puts_result_under_method_key() -> None:
 
 
 def test_encode_reply_sends_empty_result_as_empty_object() -> None:
-    """An empty result is still sent as ``{}`` (PROTOCOL.md §3)."""
+    """An empty result is still sent as ``{}`` (docs/protocol.md, "Envelopes")."""
     assert encode_reply(3, "publish", {}) == b'{"id":3,"publish":{}}'
 
 
@@ -283,7 +283,7 @@ def test_encode_error_sets_temporary_when_true() -> None:
     ],
 )
 def test_encode_push_nests_body_under_kind(kind: str, body: dict[str, Any], expected: str) -> None:
-    """A push is ``{"push":{"channel":…,"<kind>":{…}}}`` without an id (PROTOCOL.md §5)."""
+    """A push is ``{"push":{"channel":…,"<kind>":{…}}}`` without an id (docs/protocol.md, "Pushes")."""
     assert encode_push("chat:1", kind, body) == expected.encode()
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for ``wirehub.errors``: request error codes (§7) and disconnect close codes (§8)."""
+"""Unit tests for ``wirehub.errors``: request error codes and close codes."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ DISCONNECTS: list[tuple[type[Disconnect], int, str, bool]] = [
 def test_error_reply_maps_request_error_to_protocol_code(
     cls: type[RequestError], code: int, message: str, temporary: bool
 ) -> None:
-    """Each request error becomes the code, default message and temporary flag of §7."""
+    """Each request error has the code, message and temporary flag of docs/protocol.md, "Error codes"."""
     reply = error_reply(cls())
 
     assert reply == ErrorReply(code=code, message=message, temporary=temporary)
@@ -125,7 +125,7 @@ def test_error_reply_marks_only_100_and_111_temporary() -> None:
 
 
 def test_request_error_subclasses_cover_codes_100_to_112() -> None:
-    """Every error code of §7 from 100 to 112 has a request error class."""
+    """Every error code from 100 to 112 has a request error class."""
     codes = {cls.code for cls, *_ in REQUEST_ERRORS}
 
     assert codes == set(range(100, 113))
@@ -224,7 +224,7 @@ def test_request_error_is_wirehub_error() -> None:
 def test_disconnect_carries_close_code_of_protocol(
     cls: type[Disconnect], code: int, reason: str, reconnect: bool
 ) -> None:
-    """Each Disconnect subclass has the close code, reason and reconnect advice of §8."""
+    """Each Disconnect has the close code, reason and reconnect advice of docs/protocol.md, "Close codes"."""
     exc = cls()
 
     assert exc.code == code

@@ -1,4 +1,4 @@
-"""Unit tests for ``wirehub.protocol.frames``: decoded JSON to typed commands (PROTOCOL.md §3, §4)."""
+"""Unit tests for ``wirehub.protocol.frames``: decoded JSON to commands (docs/protocol.md, "Commands")."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def test_parse_command_reads_history_reverse_and_empty_since() -> None:
 
 
 def test_parse_command_sets_reject_unrecovered_when_flag_bit_2_is_set() -> None:
-    """Subscribe flag bit 2 is the "reject unrecovered" request of PROTOCOL.md §10."""
+    """Subscribe flag bit 2 is the "reject unrecovered" request (docs/protocol.md, "Recovery")."""
     with_bit = parse_command({"id": 1, "subscribe": {"channel": "c", "flag": 3}}).request
     without_bit = parse_command({"id": 1, "subscribe": {"channel": "c", "flag": 1}}).request
     assert isinstance(with_bit, SubscribeRequest)
@@ -224,7 +224,7 @@ def test_parse_command_rejects_unknown_method_when_id_is_missing() -> None:
 
 @pytest.mark.parametrize("method", [m for m in ALL_METHODS if m != "send"])
 def test_parse_command_rejects_non_send_command_when_id_is_missing(method: str) -> None:
-    """Only ``send`` may come without an id (PROTOCOL.md §3)."""
+    """Only ``send`` may come without an id (docs/protocol.md, "Envelopes")."""
     _bad_request({method: {"channel": "c"}})
 
 
@@ -234,7 +234,7 @@ def test_parse_command_accepts_send_when_id_is_missing() -> None:
 
 
 def test_parse_command_ignores_unknown_fields() -> None:
-    """Unknown fields on the envelope and inside requests are ignored (PROTOCOL.md §2)."""
+    """Unknown fields on the envelope and inside requests are ignored (docs/protocol.md, "Framing")."""
     command = parse_command(
         {"id": 4, "flag": 9, "publish": {"channel": "c", "data": 1, "type": 2, "new_thing": [1]}}
     )

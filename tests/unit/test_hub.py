@@ -1,5 +1,5 @@
 """Unit tests for ``wirehub.server.hub``: refcounted broker subscriptions, encode-once fan-out,
-ordered delivery with gap repair, and seamless recovery (ARCHITECTURE.md "Ordered delivery, precisely").
+ordered delivery with gap repair, and seamless recovery (docs/architecture.md, "Ordering and recovery").
 
 The broker is a fake the tests drive by calling ``hub.on_message`` / ``hub.on_gap`` themselves. The
 store is a real ``SqliteStore(":memory:")``, so gap repair and recovery read what the tests appended;
@@ -584,7 +584,7 @@ async def test_hub_recovers_nothing_when_offset_is_top(hub: Hub, store: HookedSt
 
 
 async def test_hub_recovers_when_epoch_not_given(hub: Hub, store: HookedStore) -> None:
-    """An empty epoch in the request matches any epoch (PROTOCOL.md §10)."""
+    """An empty epoch in the request matches any epoch (docs/protocol.md, "Recovery")."""
     await append(store, 3)
     epoch = (await store.position(CHANNEL)).epoch
     result = await joined(hub, FakeSubscriber(), recovery=Recovery(offset=1, epoch="", max_publications=100))

@@ -1,4 +1,4 @@
-"""Unit tests for ``wirehub.protocol.session``: which command may come when (PROTOCOL.md §4.1, §6)."""
+"""Unit tests for ``wirehub.protocol.session`` (docs/protocol.md, "Connection state")."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_session_rejects_any_command_when_connect_failed(command: Command) -> No
 
 
 def test_session_rejects_pong_when_no_ping_outstanding() -> None:
-    """A stray ``{}`` closes with 3501 (PROTOCOL.md §6)."""
+    """A stray ``{}`` closes with 3501 (docs/protocol.md, "Ping and pong")."""
     _rejected(_connected(), PONG)
 
 

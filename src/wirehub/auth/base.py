@@ -1,4 +1,4 @@
-"""The token verifier interface and the claims it yields (PROTOCOL.md §9)."""
+"""The token verifier interface and the claims it yields (docs/protocol.md, "Tokens")."""
 
 from __future__ import annotations
 

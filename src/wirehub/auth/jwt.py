@@ -1,4 +1,4 @@
-"""JWT verification and issuing for connection and subscription tokens (PROTOCOL.md §9).
+"""JWT verification and issuing for connection and subscription tokens (docs/protocol.md, "Tokens").
 
 This module owns the mapping from a signed token to ``ConnectionClaims`` / ``SubscriptionClaims``:
 which algorithms and keys are accepted, how ``exp`` / ``nbf`` / ``expire_at`` / ``aud`` / ``iss``

@@ -1,4 +1,7 @@
-"""Channel name rules (PROTOCOL.md §11): namespaces, ``$`` private channels, ``#`` user lists."""
+"""Channel name rules: namespaces, ``$`` private and ``#`` user-limited channels.
+
+docs/protocol.md, "Channel names", states the rules for clients.
+"""
 
 from __future__ import annotations
 

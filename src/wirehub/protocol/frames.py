@@ -1,4 +1,4 @@
-"""Typed commands of the client protocol and their parsing from decoded JSON (PROTOCOL.md §3, §4).
+"""Typed commands of the client protocol, parsed from decoded JSON (docs/protocol.md, "Commands").
 
 A command whose structure is wrong (a channel that is not a string, an offset that is not a
 non-negative integer) cannot be answered meaningfully: parsing raises ``DisconnectBadRequest``,

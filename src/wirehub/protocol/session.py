@@ -1,4 +1,4 @@
-"""The per-connection state machine: which command may come when (PROTOCOL.md §4.1, §6).
+"""The per-connection state machine: which command may come when (docs/protocol.md, "Connection state").
 
 Pure: it sees commands and events, never sockets or time.
 """
