@@ -38,7 +38,9 @@ _FOREIGN_CITATION = re.compile(
 def _files(dirs: tuple[str, ...], suffixes: frozenset[str]) -> Iterator[Path]:
     for name in dirs:
         for path in sorted((ROOT / name).rglob("*")):
-            if path.is_file() and path.suffix in suffixes and not SKIPPED_PARTS.intersection(path.parts):
+            parts = path.relative_to(ROOT).parts
+            skipped = SKIPPED_PARTS.intersection(parts) or any(part.endswith(".egg-info") for part in parts)
+            if path.is_file() and path.suffix in suffixes and not skipped:
                 yield path
 
 
