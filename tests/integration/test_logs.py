@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 from websockets.exceptions import InvalidStatus
 
@@ -120,3 +121,22 @@ async def test_a_refused_origin_is_logged_with_the_setting_to_change(start_gatew
     entry = await json_entry(gateway, "connect refused", code=403)
     assert entry["origin"] == "https://evil.example"
     assert "server.allowed_origins" in entry["reason"]
+
+
+async def test_account_events_name_the_user_and_the_address(start_gateway: StartGateway) -> None:
+    """Registrations and failed logins are logged with who and from where, never the password."""
+    gateway = await start_gateway(args=["--log-format", "json"])
+    password = "correct horse battery staple"
+    async with aiohttp.ClientSession() as session:
+        credentials = {"username": "carol", "password": password}
+        async with session.post(f"{gateway.http_url}/auth/register", json=credentials) as response:
+            assert response.status == 201, await response.text()
+            user_id = (await response.json())["user"]
+        wrong = {"username": "carol", "password": "not it at all, no"}
+        async with session.post(f"{gateway.http_url}/auth/login", json=wrong) as response:
+            assert response.status == 401
+    registered = await json_entry(gateway, "account registered", username="carol")
+    assert (registered["user"], registered["remote"]) == (user_id, "127.0.0.1")
+    failed = await json_entry(gateway, "login failed", username="carol")
+    assert (failed["remote"], failed["reason"]) == ("127.0.0.1", "wrong password")
+    assert password not in gateway.log()

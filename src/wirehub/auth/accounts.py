@@ -167,7 +167,7 @@ class Accounts:
             account = await _store(self.users.create(username, password_hash))
         except UsernameTaken:
             raise UsernameUnavailable() from None
-        logger.info("account registered", extra={"user": account.id})
+        logger.info("account registered", extra={"user": account.id, "username": username, "remote": address})
         return await self._new_session(account)
 
     async def login(self, username: str, password: str, *, address: str) -> Session:
@@ -185,14 +185,15 @@ class Accounts:
         password_hash = account.password_hash if account is not None else await self.hasher.dummy_hash()
         matches = await self.hasher.verify(password, password_hash)
         if account is None or not matches:
-            logger.info("login failed", extra={"remote": address})
+            reason = "unknown username" if account is None else "wrong password"
+            logger.info("login failed", extra={"username": username, "remote": address, "reason": reason})
             raise InvalidCredentials()
         await self._give_back(user_key, self._username_limit())
         await self._give_back(address_key, self._address_limit())
         if account.disabled:
             raise AccountDisabled()
         await _store(self.users.record_login(account.id, self._now()))
-        logger.info("login", extra={"user": account.id})
+        logger.info("login", extra={"user": account.id, "remote": address})
         return await self._new_session(account)
 
     async def refresh(self, refresh_token: str) -> Session:
