@@ -14,17 +14,19 @@ FAST_ACCOUNTS = {"WIREHUB_ACCOUNTS_BCRYPT_COST": "4"}
 
 
 async def preflight(gateway: GatewayProcess, path: str, origin: str) -> aiohttp.ClientResponse:
-    async with aiohttp.ClientSession() as http:
-        async with http.options(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.options(
             gateway.http_url + path,
             headers={
                 "Origin": origin,
                 "Access-Control-Request-Method": "POST",
                 "Access-Control-Request-Headers": "content-type",
             },
-        ) as response:
-            await response.read()
-            return response
+        ) as response,
+    ):
+        await response.read()
+        return response
 
 
 async def test_auth_preflight_and_answers_carry_cors_headers_for_a_loopback_page(
@@ -60,9 +62,11 @@ async def test_auth_gives_no_cors_headers_to_other_origins(start_gateway: StartG
     response = await preflight(gateway, "/auth/login", origin)
     assert response.status == 403
     assert "Access-Control-Allow-Origin" not in response.headers
-    async with aiohttp.ClientSession() as http:
-        async with http.post(gateway.http_url + "/auth/login", json={}, headers={"Origin": origin}) as reply:
-            assert "Access-Control-Allow-Origin" not in reply.headers
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(gateway.http_url + "/auth/login", json={}, headers={"Origin": origin}) as reply,
+    ):
+        assert "Access-Control-Allow-Origin" not in reply.headers
 
 
 async def test_allowed_origins_replace_the_default_for_cors(start_gateway: StartGateway) -> None:
@@ -113,5 +117,5 @@ async def test_static_dir_serves_files_and_nothing_outside(
 
 
 async def test_static_dir_must_be_a_directory(start_gateway: StartGateway, tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="http.static_dir"):
+    with pytest.raises(RuntimeError, match=r"http\.static_dir"):
         await start_gateway(env={"WIREHUB_HTTP_STATIC_DIR": str(tmp_path / "nowhere")})
