@@ -24,8 +24,10 @@ APP = "examples.chat.server:app"
 
 async def start_chat(start_gateway: StartGateway, mongo_url: str = "") -> GatewayProcess:
     config = (EXAMPLE / "wirehub.toml").read_text(encoding="utf-8")
+    # static_dir = "web" is relative to the example's directory; the process runs elsewhere.
+    env = {"WIREHUB_HTTP_STATIC_DIR": str(EXAMPLE / "web")}
     return await start_gateway(
-        config=config, app=APP, env={"CHAT_MONGODB_URL": mongo_url} if mongo_url else {}
+        config=config, app=APP, env={**env, "CHAT_MONGODB_URL": mongo_url} if mongo_url else env
     )
 
 
