@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -114,7 +115,7 @@ async def test_two_users_talk_through_a_network_drop_and_a_gateway_restart(
                 "user": "",
                 "name": "server",
                 "text": "from the backend",
-                "at": 0,
+                "at": int(time.time() * 1000),
             },
         }
         async with http.post(
