@@ -7,6 +7,7 @@ edit and delete, and the test reads the collection with PyMongo.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ async def start_chat(start_gateway: StartGateway, mongo_url: str = "") -> Gatewa
     return await start_gateway(
         config=config, app=APP, env={**env, "CHAT_MONGODB_URL": mongo_url} if mongo_url else env
     )
+
+
+@pytest.fixture
+async def sdk_clients() -> AsyncIterator[Clients]:
+    """centrifuge-python clients for one test, closed when it ends."""
+    clients = Clients()
+    yield clients
+    await clients.close()
 
 
 async def stored_messages(mongo_url: str) -> list[dict[str, Any]]:
@@ -120,40 +129,36 @@ async def test_chat_edits_by_history_when_no_database(start_gateway: StartGatewa
         await clients.close()
 
 
-async def test_chat_rooms_are_listed_created_once_and_announced(start_gateway: StartGateway) -> None:
+async def test_chat_rooms_are_listed_created_once_and_announced(
+    start_gateway: StartGateway, sdk_clients: Clients
+) -> None:
     """chat:rooms lists lobby and the created rooms; chat:create validates, adds once, announces."""
     gateway = await start_chat(start_gateway)
-    clients = Clients()
-    try:
-        alice, _, index_events = await connect_subscribed(clients, gateway, "alice", "rooms:index")
-        assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby"]}
-        assert (await alice.rpc("chat:create", {"room": "pancakes"})).data == {"room": "pancakes"}
-        assert (await next_event(index_events.publications)).pub.data == {"room": "pancakes", "by": "alice"}
-        await alice.rpc("chat:create", {"room": "pancakes"})  # already there: not added twice
-        assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby", "pancakes"]}
-        for bad in ({"room": ""}, {"room": "Upper"}, {"room": "x" * 33}, {"room": "a b"}, {"room": 5}, {}):
-            with pytest.raises(ReplyError) as refused:
-                await alice.rpc("chat:create", bad)
-            assert refused.value.code == 107, bad
-    finally:
-        await clients.close()
+    alice, _, index_events = await connect_subscribed(sdk_clients, gateway, "alice", "rooms:index")
+    assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby"]}
+    assert (await alice.rpc("chat:create", {"room": "pancakes"})).data == {"room": "pancakes"}
+    assert (await next_event(index_events.publications)).pub.data == {"room": "pancakes", "by": "alice"}
+    await alice.rpc("chat:create", {"room": "pancakes"})  # already there: not added twice
+    assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby", "pancakes"]}
+    for bad in ({"room": ""}, {"room": "Upper"}, {"room": "x" * 33}, {"room": "a b"}, {"room": 5}, {}):
+        with pytest.raises(ReplyError) as refused:
+            await alice.rpc("chat:create", bad)
+        assert refused.value.code == 107, bad
 
 
-async def test_typing_notices_are_validated_and_kept_nowhere(start_gateway: StartGateway) -> None:
+async def test_typing_notices_are_validated_and_kept_nowhere(
+    start_gateway: StartGateway, sdk_clients: Clients
+) -> None:
     """typing:<room> takes only {"typing": true}, names the sender, and has no history."""
     gateway = await start_chat(start_gateway)
-    clients = Clients()
-    try:
-        _, alice_sub, _ = await connect_subscribed(clients, gateway, "alice", "typing:lobby")
-        _, bob_sub, bob_events = await connect_subscribed(clients, gateway, "bob", "typing:lobby")
-        await alice_sub.publish({"typing": True})
-        assert (await next_event(bob_events.publications)).pub.data == {"user": "alice", "name": "alice"}
-        for bad in ({"typing": False}, {"typing": True, "text": "x"}, "typing", None):
-            with pytest.raises(ReplyError) as refused:
-                await alice_sub.publish(bad)
-            assert refused.value.code == 107, bad
-        with pytest.raises(ReplyError) as no_history:
-            await bob_sub.history(limit=10)
-        assert no_history.value.code in (103, 108)
-    finally:
-        await clients.close()
+    _, alice_sub, _ = await connect_subscribed(sdk_clients, gateway, "alice", "typing:lobby")
+    _, bob_sub, bob_events = await connect_subscribed(sdk_clients, gateway, "bob", "typing:lobby")
+    await alice_sub.publish({"typing": True})
+    assert (await next_event(bob_events.publications)).pub.data == {"user": "alice", "name": "alice"}
+    for bad in ({"typing": False}, {"typing": True, "text": "x"}, "typing", None):
+        with pytest.raises(ReplyError) as refused:
+            await alice_sub.publish(bad)
+        assert refused.value.code == 107, bad
+    with pytest.raises(ReplyError) as no_history:
+        await bob_sub.history(limit=10)
+    assert no_history.value.code in (103, 108)
