@@ -18,7 +18,7 @@
   up in every open page at once.
 * ``typing:<room>`` carries "someone is typing" (``{"typing": true}`` in, ``{"user", "name"}``
   out), without history or recovery: a stale notice is worth nothing.
-* ``web/`` is the page (served by the gateway: ``[http] static_dir``); README.md explains it.
+* ``web/`` is the page, served by the gateway (``App(static_dir=...)``); README.md explains it.
 
 The database client is opened and closed by a lifespan hook and handed to the handlers through
 ``app.state``: the pattern of docs/handlers.md, "Handlers that own their data".
@@ -31,6 +31,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -45,7 +46,8 @@ ROOMS_INDEX = "rooms:index"
 DEFAULT_ROOM = "lobby"
 
 router = Router()
-app = App(router)
+# The page, served by the gateway on its HTTP port (the origin of /auth/*), wherever it is started from.
+app = App(router, static_dir=Path(__file__).parent / "web")
 
 
 @app.lifespan

@@ -64,7 +64,6 @@ async def start_chat(start_gateway: StartGateway, env: Mapping[str, str] | None 
         env={
             "WIREHUB_SERVER_PORT": str(free_port()),
             "WIREHUB_HTTP_PORT": str(free_port()),
-            "WIREHUB_HTTP_STATIC_DIR": str(WEB),
             "WIREHUB_API_KEY": API_KEY,
             "WIREHUB_ACCOUNTS_BCRYPT_COST": "4",  # a test's registrations, not a password store
             **(env or {}),

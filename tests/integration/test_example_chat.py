@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from centrifuge import ReplyError
 
@@ -18,6 +19,7 @@ from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
 from tests.mongo_helpers import raw_client
 from tests.sdk import Clients, connect_subscribed, next_event
+from wirehub import App
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chat"
 APP = "examples.chat.server:app"
@@ -25,10 +27,8 @@ APP = "examples.chat.server:app"
 
 async def start_chat(start_gateway: StartGateway, mongo_url: str = "") -> GatewayProcess:
     config = (EXAMPLE / "wirehub.toml").read_text(encoding="utf-8")
-    # static_dir = "web" is relative to the example's directory; the process runs elsewhere.
-    env = {"WIREHUB_HTTP_STATIC_DIR": str(EXAMPLE / "web")}
     return await start_gateway(
-        config=config, app=APP, env={**env, "CHAT_MONGODB_URL": mongo_url} if mongo_url else env
+        config=config, app=APP, env={"CHAT_MONGODB_URL": mongo_url} if mongo_url else {}
     )
 
 
@@ -162,3 +162,16 @@ async def test_typing_notices_are_validated_and_kept_nowhere(
     with pytest.raises(ReplyError) as no_history:
         await bob_sub.history(limit=10)
     assert no_history.value.code in (103, 108)
+
+
+async def test_chat_serves_its_page_on_the_http_port(start_gateway: StartGateway) -> None:
+    """App(static_dir=...) serves web/ where /auth/* is, whatever the working directory."""
+    gateway = await start_chat(start_gateway)
+    async with aiohttp.ClientSession() as http, http.get(gateway.http_url + "/") as page:
+        assert page.status == 200
+        assert '<script type="module" src="app.js"></script>' in await page.text()
+
+
+def test_app_refuses_a_static_dir_that_is_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a directory"):
+        App(static_dir=tmp_path / "nowhere")

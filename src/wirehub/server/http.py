@@ -6,8 +6,9 @@
 * ``/metrics``: Prometheus' text format (``metrics``);
 * ``/auth/*``: the account endpoints (``accounts_http``), public port only;
 * ``/api/<method>``: the server API (``http_api``);
-* with ``http.static_dir`` set, every other ``GET`` on the public port: that directory's files
-  (``http_static``), so a web app and the ``/auth/*`` it calls share one origin.
+* with ``http.static_dir`` (or the app's ``App(static_dir=...)``) set, every other ``GET`` on
+  the public port: that directory's files (``http_static``), so a web app and the ``/auth/*``
+  it calls share one origin.
 
 ``/auth/*`` answers CORS preflights for the origins the origin policy allows (``http_cors``);
 nothing else sends CORS headers.
@@ -41,9 +42,10 @@ READY_TIMEOUT_S = 2.0
 
 
 class HttpServer:
-    def __init__(self, node: Node, accounts: Accounts | None = None) -> None:
+    def __init__(self, node: Node, accounts: Accounts | None = None, *, static_dir: str = "") -> None:
         self.node = node
         self.accounts = accounts
+        self.static_dir = static_dir
         self._runners: list[web.AppRunner] = []
         self._metrics = MetricsPage(node)
         self.ready = False
@@ -61,8 +63,8 @@ class HttpServer:
             AccountRoutes(self.node, self.accounts).install(public)
         if not internal:
             self._install_operator_routes(public)
-        if settings.static_dir:
-            StaticFiles(settings.static_dir).install(public)  # last: every other route comes first
+        if self.static_dir:
+            StaticFiles(self.static_dir).install(public)  # last: every other route comes first
         await self._listen(public, settings.host, settings.port)
         if internal:
             app = self._application()
