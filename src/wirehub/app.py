@@ -71,9 +71,15 @@ class App:
         settings: Settings | None = None,
         *,
         lifespan: Lifespan | None = None,
+        static_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.router = router or Router()
         self.settings = settings
+        # The app's own web page, served on the public HTTP port unless the configuration names
+        # another directory (``http.static_dir``). Checked here: a typo fails at import, by name.
+        self.static_dir = os.fspath(static_dir) if static_dir is not None else ""
+        if self.static_dir and not os.path.isdir(self.static_dir):
+            raise ValueError(f"App(static_dir=...): {self.static_dir}: not a directory")
         self.state = State()
         self._lifespans: list[Lifespan] = [lifespan] if lifespan is not None else []
 
@@ -318,7 +324,7 @@ async def start(settings: Settings, app: App | Router) -> Running:
         raise _startup_error(settings, exc) from exc
     gateway = Gateway(node)
     accounts = build_accounts(settings, node.store)
-    http = HttpServer(node, accounts)
+    http = HttpServer(node, accounts, static_dir=settings.http.static_dir or app.static_dir)
     lifespans = AsyncExitStack()
     try:
         try:

@@ -67,6 +67,10 @@ class HttpSettings:
     internal_enabled: bool = False
     internal_host: str = "127.0.0.1"
     internal_port: int = 8002
+    # A directory whose files the public port serves to every GET no other route takes (``/``:
+    # its index.html), so a web app shares its origin with /auth/*. Relative to the working
+    # directory; empty: no files served.
+    static_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +352,8 @@ def validate(settings: Settings) -> list[str]:
         problems.append("http.port: must be between 0 (any free port) and 65535")
     if not 0 <= settings.http.internal_port < 65536:
         problems.append("http.internal_port: must be between 0 (any free port) and 65535")
+    if settings.http.static_dir and not Path(settings.http.static_dir).is_dir():
+        problems.append(f"http.static_dir: {settings.http.static_dir}: not a directory")
     if not settings.server.ws_path.startswith("/"):
         problems.append("server.ws_path: must start with '/'")
     if c.ping_interval_s < 0 or c.pong_timeout_s < 0:

@@ -7,9 +7,11 @@ edit and delete, and the test reads the collection with PyMongo.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from centrifuge import ReplyError
 
@@ -17,6 +19,7 @@ from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
 from tests.mongo_helpers import raw_client
 from tests.sdk import Clients, connect_subscribed, next_event
+from wirehub import App
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chat"
 APP = "examples.chat.server:app"
@@ -27,6 +30,14 @@ async def start_chat(start_gateway: StartGateway, mongo_url: str = "") -> Gatewa
     return await start_gateway(
         config=config, app=APP, env={"CHAT_MONGODB_URL": mongo_url} if mongo_url else {}
     )
+
+
+@pytest.fixture
+async def sdk_clients() -> AsyncIterator[Clients]:
+    """centrifuge-python clients for one test, closed when it ends."""
+    clients = Clients()
+    yield clients
+    await clients.close()
 
 
 async def stored_messages(mongo_url: str) -> list[dict[str, Any]]:
@@ -116,3 +127,51 @@ async def test_chat_edits_by_history_when_no_database(start_gateway: StartGatewa
         assert (await next_event(bob_events.publications)).pub.data == {"type": "delete", "id": message_id}
     finally:
         await clients.close()
+
+
+async def test_chat_rooms_are_listed_created_once_and_announced(
+    start_gateway: StartGateway, sdk_clients: Clients
+) -> None:
+    """chat:rooms lists lobby and the created rooms; chat:create validates, adds once, announces."""
+    gateway = await start_chat(start_gateway)
+    alice, _, index_events = await connect_subscribed(sdk_clients, gateway, "alice", "rooms:index")
+    assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby"]}
+    assert (await alice.rpc("chat:create", {"room": "pancakes"})).data == {"room": "pancakes"}
+    assert (await next_event(index_events.publications)).pub.data == {"room": "pancakes", "by": "alice"}
+    await alice.rpc("chat:create", {"room": "pancakes"})  # already there: not added twice
+    assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby", "pancakes"]}
+    for bad in ({"room": ""}, {"room": "Upper"}, {"room": "x" * 33}, {"room": "a b"}, {"room": 5}, {}):
+        with pytest.raises(ReplyError) as refused:
+            await alice.rpc("chat:create", bad)
+        assert refused.value.code == 107, bad
+
+
+async def test_typing_notices_are_validated_and_kept_nowhere(
+    start_gateway: StartGateway, sdk_clients: Clients
+) -> None:
+    """typing:<room> takes only {"typing": true}, names the sender, and has no history."""
+    gateway = await start_chat(start_gateway)
+    _, alice_sub, _ = await connect_subscribed(sdk_clients, gateway, "alice", "typing:lobby")
+    _, bob_sub, bob_events = await connect_subscribed(sdk_clients, gateway, "bob", "typing:lobby")
+    await alice_sub.publish({"typing": True})
+    assert (await next_event(bob_events.publications)).pub.data == {"user": "alice", "name": "alice"}
+    for bad in ({"typing": False}, {"typing": True, "text": "x"}, "typing", None):
+        with pytest.raises(ReplyError) as refused:
+            await alice_sub.publish(bad)
+        assert refused.value.code == 107, bad
+    with pytest.raises(ReplyError) as no_history:
+        await bob_sub.history(limit=10)
+    assert no_history.value.code in (103, 108)
+
+
+async def test_chat_serves_its_page_on_the_http_port(start_gateway: StartGateway) -> None:
+    """App(static_dir=...) serves web/ where /auth/* is, whatever the working directory."""
+    gateway = await start_chat(start_gateway)
+    async with aiohttp.ClientSession() as http, http.get(gateway.http_url + "/") as page:
+        assert page.status == 200
+        assert '<script type="module" src="app.js"></script>' in await page.text()
+
+
+def test_app_refuses_a_static_dir_that_is_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a directory"):
+        App(static_dir=tmp_path / "nowhere")

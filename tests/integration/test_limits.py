@@ -261,17 +261,22 @@ async def test_handshake_fails_with_403_when_origin_not_allowed(gw: GatewayProce
     assert excinfo.value.response.status_code == 403
 
 
-async def test_handshake_fails_with_403_when_origin_sent_and_no_origins_configured(tmp_path: Path) -> None:
-    """Out of the box, as in Centrifugo, only clients without an Origin header may connect."""
+async def test_default_origin_policy_on_loopback_admits_loopback_pages_and_refuses_others(
+    tmp_path: Path,
+) -> None:
+    """Out of the box (listening on 127.0.0.1): native clients, loopback pages on any port and the
+    page's own origin connect; a page on any other site is refused with 403."""
     async with running_gateway(tmp_path) as gateway:
-        with pytest.raises(InvalidStatus) as excinfo:
-            await RawClient.open(gateway.ws_url, origin="http://localhost:3000")
-        assert excinfo.value.response.status_code == 403
-        client = await RawClient.open(gateway.ws_url)
-        try:
-            assert "connect" in await client.connect(gateway.token("cli"))
-        finally:
-            await client.close()
+        for origin in ("http://localhost:3000", "http://127.0.0.1:9000", "http://[::1]:5173", None):
+            client = await RawClient.open(gateway.ws_url, origin=origin)
+            try:
+                assert "connect" in await client.connect(gateway.token("cli"))
+            finally:
+                await client.close()
+        for origin in ("https://evil.example", "http://localhost.evil.example", "null"):
+            with pytest.raises(InvalidStatus) as excinfo:
+                await RawClient.open(gateway.ws_url, origin=origin)
+            assert excinfo.value.response.status_code == 403, origin
 
 
 async def test_handshake_succeeds_with_any_origin_when_star_configured(tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ def test_origin_policy_allows_missing_origin_when_no_patterns(origin: str | None
 
 @pytest.mark.parametrize("origin", ["https://example.com", "null", "http://127.0.0.1:8000"])
 def test_origin_policy_refuses_every_origin_when_no_patterns(origin: str) -> None:
-    """Without patterns, any browser origin is refused (Centrifugo's default)."""
+    """Without patterns, no Host to compare with and not on loopback, any browser origin is
+    refused (the default rule is in test_origin_policy.py)."""
     assert not OriginPolicy(()).allows(origin)
 
 

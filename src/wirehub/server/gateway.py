@@ -2,8 +2,9 @@
 
 A TCP connection past the open-connection caps (per client address, and in total: see
 ``admission``) is dropped as soon as it is accepted. Before the upgrade the listener refuses,
-cheaply and with plain HTTP: another path (404), a browser origin outside
-``server.allowed_origins`` (403), and handshakes beyond ``client.connection_rate_per_s`` on this
+cheaply and with plain HTTP: another path (404), a browser origin the origin policy refuses
+(403: ``server.allowed_origins``, or by default the page's own origin and, on a loopback listener,
+loopback pages; see ``limits.OriginPolicy``), and handshakes beyond ``client.connection_rate_per_s`` on this
 replica or ``client.connection_rate_per_address_per_s`` from one address (503 with
 ``Retry-After``; the SDKs retry with backoff). A client that does not finish its handshake within
 ``server.handshake_timeout_s`` is dropped.
@@ -24,7 +25,7 @@ from websockets.http11 import Request, Response
 from wirehub.errors import DisconnectShutdown
 from wirehub.server.admission import ConnectionCounter, HandshakeBuckets
 from wirehub.server.connection import Client
-from wirehub.server.limits import OriginPolicy, TokenBucket
+from wirehub.server.limits import OriginPolicy, TokenBucket, is_loopback_host
 from wirehub.server.node import Node
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class Gateway:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._server: Server | None = None
-        self._origins = OriginPolicy(node.settings.server.allowed_origins)
+        server = node.settings.server
+        self._origins = OriginPolicy(server.allowed_origins, loopback_listener=is_loopback_host(server.host))
         client = node.settings.client
         self._handshakes: TokenBucket | None = None
         if client.connection_rate_per_s > 0:
@@ -111,12 +113,13 @@ class Gateway:
         if refusal is not None:
             return refusal
         origins = request.headers.get_all("Origin")
-        if len(origins) > 1 or not self._origins.allows(origins[0] if origins else None):
+        host = request.headers.get("Host")
+        if len(origins) > 1 or not self._origins.allows(origins[0] if origins else None, host):
             logger.info(
                 "connect refused",
                 extra={
                     "code": 403,
-                    "reason": "origin not in server.allowed_origins",
+                    "reason": "origin not allowed: add it to server.allowed_origins",
                     "origin": ", ".join(origins),
                     "remote": _peer_address(connection.transport),
                 },

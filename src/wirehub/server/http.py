@@ -5,7 +5,13 @@
   503 naming the failing part otherwise, so a load balancer takes the replica out of rotation;
 * ``/metrics``: Prometheus' text format (``metrics``);
 * ``/auth/*``: the account endpoints (``accounts_http``), public port only;
-* ``/api/<method>``: the server API (``http_api``).
+* ``/api/<method>``: the server API (``http_api``);
+* with ``http.static_dir`` (or the app's ``App(static_dir=...)``) set, every other ``GET`` on
+  the public port: that directory's files (``http_static``), so a web app and the ``/auth/*``
+  it calls share one origin.
+
+``/auth/*`` answers CORS preflights for the origins the origin policy allows (``http_cors``);
+nothing else sends CORS headers.
 
 With the internal listener enabled, ``/metrics`` and ``/api/*`` are served there only: what an
 operator or a backend uses need not face the internet.
@@ -16,12 +22,16 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from wirehub.auth.accounts import Accounts
 from wirehub.errors import BrokerUnavailable, StoreUnavailable
 from wirehub.server.accounts_http import AccountRoutes
 from wirehub.server.http_api import ServerApiRoutes
+from wirehub.server.http_cors import cors_middleware
 from wirehub.server.http_guard import GuardedSite, watch_requests
+from wirehub.server.http_static import StaticFiles
+from wirehub.server.limits import OriginPolicy, is_loopback_host
 from wirehub.server.metrics import CONTENT_TYPE, MetricsPage
 from wirehub.server.node import Node
 
@@ -32,9 +42,10 @@ READY_TIMEOUT_S = 2.0
 
 
 class HttpServer:
-    def __init__(self, node: Node, accounts: Accounts | None = None) -> None:
+    def __init__(self, node: Node, accounts: Accounts | None = None, *, static_dir: str = "") -> None:
         self.node = node
         self.accounts = accounts
+        self.static_dir = static_dir
         self._runners: list[web.AppRunner] = []
         self._metrics = MetricsPage(node)
         self.ready = False
@@ -44,21 +55,27 @@ class HttpServer:
     async def start(self) -> None:
         settings = self.node.settings.http
         internal = settings.internal_enabled
-        public = self._application()
+        origins = OriginPolicy(
+            self.node.settings.server.allowed_origins, loopback_listener=is_loopback_host(settings.host)
+        )
+        public = self._application(cors_middleware(origins))
         if self.accounts is not None:
             AccountRoutes(self.node, self.accounts).install(public)
         if not internal:
             self._install_operator_routes(public)
+        if self.static_dir:
+            StaticFiles(self.static_dir).install(public)  # last: every other route comes first
         await self._listen(public, settings.host, settings.port)
         if internal:
             app = self._application()
             self._install_operator_routes(app)
             self.internal_port = await self._listen(app, settings.internal_host, settings.internal_port)
 
-    def _application(self) -> web.Application:
+    def _application(self, *middlewares: Middleware) -> web.Application:
         # Bodies are read by each route within its own limit (accounts, server API).
         app = web.Application(
-            client_max_size=self.node.settings.api.max_body_bytes, middlewares=[watch_requests]
+            client_max_size=self.node.settings.api.max_body_bytes,
+            middlewares=[watch_requests, *middlewares],
         )
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
