@@ -17,7 +17,7 @@ import asyncio
 
 from aiohttp import web
 
-from wirehub.auth.accounts import Accounts
+from wirehub.auth.base import AccountService
 from wirehub.errors import BrokerUnavailable, StoreUnavailable
 from wirehub.server.accounts_http import AccountRoutes
 from wirehub.server.http_api import ServerApiRoutes
@@ -32,7 +32,7 @@ READY_TIMEOUT_S = 2.0
 
 
 class HttpServer:
-    def __init__(self, node: Node, accounts: Accounts | None = None) -> None:
+    def __init__(self, node: Node, accounts: AccountService | None = None) -> None:
         self.node = node
         self.accounts = accounts
         self._runners: list[web.AppRunner] = []

@@ -401,9 +401,10 @@ class MongoStore:
     # ------------------------------------------------------------------ plumbing
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncDatabase[Doc]]:
-        """One store call: wait for readiness, bound every round trip by one deadline, and turn
-        driver errors into ``StoreUnavailable``."""
+    async def database(self) -> AsyncIterator[AsyncDatabase[Doc]]:
+        """The database for one store call (this store's and its companions', the user and
+        refresh token stores): wait for readiness, bound every round trip by one deadline, and
+        turn driver errors into ``StoreUnavailable``. Not a MongoDB session: no transaction."""
         db = self._db
         if db is None:
             raise StoreUnavailable(_UNAVAILABLE)
@@ -499,7 +500,7 @@ class MongoStore:
         now_ms = int(self._clock() * 1000)
         encoded = [_encode(p, now_ms) for p in pubs]
         # The lock first: the call's time budget starts once it is this call's turn.
-        async with self._channel_lock(channel), self._session() as db:
+        async with self._channel_lock(channel), self.database() as db:
             results = await self._append_locked(db, channel, encoded, limits)
             stream = self._streams.get(channel)
         if stream is not None and self._clock() - stream.trimmed_at >= self._trim_interval_s:
@@ -633,7 +634,7 @@ class MongoStore:
         now = self._clock()
         stream.trimmed_at = now
         try:
-            async with self._session() as db:
+            async with self.database() as db:
                 # Two plain conjunctions rather than one $or: the stand-in's delete_many ignores
                 # the other conditions next to a top-level $or (docs/mongodb.md, "stand-in gaps").
                 released = {"$lte": now}
@@ -654,7 +655,7 @@ class MongoStore:
         limit: int,
         reverse: bool = False,
     ) -> HistoryPage:
-        async with self._session() as db:
+        async with self.database() as db:
             doc = await self._stream_doc(db, channel, pending=limit != 0, create=False)
             stream = _Stream.from_doc(doc)
             position = StreamPosition(offset=stream.top, epoch=stream.epoch)
@@ -690,7 +691,7 @@ class MongoStore:
     async def expire_streams(self, *, limit: int = 500) -> int:
         now = self._clock()
         removed = 0
-        async with self._session() as db:
+        async with self.database() as db:
             expired = (
                 await db["streams"].find({"expires_at": {"$lte": now}}, {"_id": 1}).limit(limit).to_list()
             )
@@ -709,7 +710,7 @@ class MongoStore:
 
     async def remove_history(self, channel: str) -> None:
         now = self._clock()
-        async with self._channel_lock(channel), self._session() as db:
+        async with self._channel_lock(channel), self.database() as db:
             self._streams.pop(channel, None)
             doc = await db["streams"].find_one({"_id": channel}, {"pending": 0})
             if doc is None:
@@ -722,15 +723,15 @@ class MongoStore:
             )
 
     async def position(self, channel: str) -> StreamPosition:
-        async with self._session() as db:
+        async with self.database() as db:
             doc = await self._stream_doc(db, channel, pending=False, create=False)
         return StreamPosition(offset=int(doc["top"]), epoch=str(doc["epoch"]))
 
     # ------------------------------------------------------------------ for the UserStore
 
     @contextlib.asynccontextmanager
-    async def _accounts(self) -> AsyncIterator[AsyncCollection[Doc]]:
-        async with self._session() as db:
+    async def accounts(self) -> AsyncIterator[AsyncCollection[Doc]]:
+        async with self.database() as db:
             yield db["accounts"]
 
 
@@ -764,7 +765,7 @@ class MongoUserStore:
             password_hash=password_hash,
             created_at=from_millis(int(self._clock() * 1000)),
         )
-        async with self._store._accounts() as accounts:
+        async with self._store.accounts() as accounts:
             try:
                 await accounts.insert_one(
                     {
@@ -783,22 +784,22 @@ class MongoUserStore:
         return account
 
     async def find(self, username: str) -> Account | None:
-        async with self._store._accounts() as accounts:
+        async with self._store.accounts() as accounts:
             doc = await accounts.find_one({"username_key": username_key(username)})
         return None if doc is None else _account(doc)
 
     async def get(self, account_id: str) -> Account | None:
-        async with self._store._accounts() as accounts:
+        async with self._store.accounts() as accounts:
             doc = await accounts.find_one({"_id": account_id})
         return None if doc is None else _account(doc)
 
     async def record_login(self, account_id: str, at: datetime) -> bool:
         ms = millis(at)
-        async with self._store._accounts() as accounts:
+        async with self._store.accounts() as accounts:
             result = await accounts.update_one({"_id": account_id}, {"$set": {"last_login_ms": ms}})
         return result.matched_count == 1
 
     async def set_disabled(self, account_id: str, disabled: bool) -> bool:
-        async with self._store._accounts() as accounts:
+        async with self._store.accounts() as accounts:
             result = await accounts.update_one({"_id": account_id}, {"$set": {"disabled": disabled}})
         return result.matched_count == 1
