@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import secrets
@@ -82,10 +81,9 @@ from wirehub.storage.base import (
     millis,
     username_key,
 )
+from wirehub.storage.encoding import decode_publication, dumps, encode_info
 from wirehub.types import (
-    JSON,
     Appended,
-    ClientInfo,
     HistoryLimits,
     HistoryPage,
     NewPublication,
@@ -148,32 +146,13 @@ def read_preference_for(value: str) -> _ServerMode:
 # --------------------------------------------------------------------------- encoding
 
 
-def _dumps(value: object) -> str:
-    # ensure_ascii (the default) escapes NUL and lone surrogates, so any JSON value Python can
-    # hold is stored as plain ASCII text and decodes back to an equal value.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _encode_info(info: ClientInfo) -> str:
-    return _dumps(
-        {"user": info.user, "client": info.client, "conn_info": info.conn_info, "chan_info": info.chan_info}
-    )
-
-
 def _decode(doc: Mapping[str, Any]) -> Publication:
-    info: ClientInfo | None = None
-    if doc.get("info") is not None:
-        raw = json.loads(doc["info"])
-        info = ClientInfo(
-            user=raw["user"],
-            client=raw["client"],
-            conn_info=raw.get("conn_info"),
-            chan_info=raw.get("chan_info"),
-        )
-    data: JSON = json.loads(doc["data"])
-    tags: dict[str, str] = json.loads(doc["tags"]) if doc.get("tags") else {}
-    return Publication(
-        data=data, offset=int(doc["offset"]), info=info, tags=tags, time_ms=int(doc["time_ms"])
+    return decode_publication(
+        offset=int(doc["offset"]),
+        data=doc["data"],
+        info=doc.get("info"),
+        tags=doc.get("tags"),
+        time_ms=int(doc["time_ms"]),
     )
 
 
@@ -206,9 +185,9 @@ class _Encoded:
 
 
 def _encode(pub: NewPublication, now_ms: int) -> _Encoded:
-    data = _dumps(pub.data)
-    info = None if pub.info is None else _encode_info(pub.info)
-    tags = _dumps(dict(pub.tags)) if pub.tags else None
+    data = dumps(pub.data)
+    info = None if pub.info is None else encode_info(pub.info)
+    tags = dumps(dict(pub.tags)) if pub.tags else None
     size = len(data) + len(info or "") + len(tags or "") + len(pub.idempotency_key) + 128
     return _Encoded(pub, data, info, tags, pub.time_ms or now_ms, size)
 
