@@ -34,22 +34,20 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from wirehub.auth.base import MAX_PASSWORD_BYTES, IssuedTokens, PasswordHasher, TokenIssuer
-from wirehub.broker.base import RateLimiter
-from wirehub.config import AccountsSettings
-from wirehub.errors import (
+from wirehub.auth.errors import (
     AccountDisabled,
     AccountsUnavailable,
     BearerTokenExpired,
-    BrokerUnavailable,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidUsername,
-    StoreUnavailable,
     TooManyAttempts,
-    UsernameTaken,
     UsernameUnavailable,
     WeakPassword,
 )
+from wirehub.broker.base import RateLimiter
+from wirehub.config import AccountsSettings
+from wirehub.errors import BrokerUnavailable, StoreUnavailable, UsernameTaken
 from wirehub.storage.base import (
     Account,
     RefreshToken,

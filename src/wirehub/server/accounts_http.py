@@ -27,27 +27,29 @@ from typing import Any
 from aiohttp import web
 
 from wirehub.auth.base import AccountService, IssuedTokens
-from wirehub.channels.context import Context
-from wirehub.channels.policy import subscribe_granted
-from wirehub.errors import (
+from wirehub.auth.errors import (
     AccountError,
     AccountsUnavailable,
     BadRequest,
     BearerTokenExpired,
     BodyTimeout,
     BodyTooLarge,
+    InvalidBearerToken,
+    PolicyViolation,
+    SubscriptionRefused,
+    UnknownNamespace,
+    UnsupportedMediaType,
+)
+from wirehub.channels.context import Context
+from wirehub.channels.policy import subscribe_granted
+from wirehub.errors import (
     Forbidden,
     Invalid,
-    InvalidBearerToken,
     KeysUnavailable,
-    PolicyViolation,
     RequestError,
-    SubscriptionRefused,
     TokenError,
     TokenExpired,
     UnknownChannel,
-    UnknownNamespace,
-    UnsupportedMediaType,
 )
 from wirehub.server.http_body import BodyTimeoutError, BodyTooLargeError, InvalidJsonError, read_json
 from wirehub.server.node import Node
