@@ -17,8 +17,26 @@ from tests.services import MongoStandIn, RedisClusterServers, RedisServer
 StartGateway = Callable[..., Awaitable[GatewayProcess]]
 
 
+_TESTS = Path(__file__).parent
+_SLOW_DIRS = (_TESTS / "integration",)
+"""Whole directories of slow tests: the integration tests start gateway processes, servers and
+Redis clusters, and run the real SDKs."""
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    path = Path(item.path)
+    # Property-based fuzzing runs hundreds of examples per test, wherever it lives.
+    return any(path.is_relative_to(d) for d in _SLOW_DIRS) or path.name.startswith("test_fuzz_")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``real_mongodb`` are skipped unless WIREHUB_TEST_MONGODB_URL names a MongoDB."""
+    """Mark the slow tests ``slow`` (``-m "not slow"`` runs the rest in well under a minute).
+
+    Tests marked ``real_mongodb`` are skipped unless WIREHUB_TEST_MONGODB_URL names a MongoDB.
+    """
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
     if os.environ.get("WIREHUB_TEST_MONGODB_URL"):
         return
     skip = pytest.mark.skip(reason="needs a real MongoDB (WIREHUB_TEST_MONGODB_URL); the stand-in lacks it")

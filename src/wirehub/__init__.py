@@ -5,9 +5,6 @@ The public API in one import::
     from wirehub import App, ChannelHandler, Context, Forbidden, Invalid, JSON, Router, Server
 """
 
-__version__ = "0.1.0"
-
-# After __version__: the modules below read it while this package is still being imported.
 from wirehub.api import NodeStats, PublishResult, Server
 from wirehub.app import App
 from wirehub.channels.context import Context, State
@@ -32,6 +29,7 @@ from wirehub.errors import (
     UnrecoverablePosition,
 )
 from wirehub.types import JSON, ClientInfo, HistoryPage, PresenceStats, Publication, StreamPosition, User
+from wirehub.version import __version__
 
 __all__ = [
     "JSON",

@@ -13,7 +13,6 @@ slept.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.helpers import FakeClock
+from tests.redis_helpers import RecordingListener
 from wirehub.broker.base import Broker, Presence
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
 from wirehub.broker.redis import RedisBroker, RedisClient, RedisPresence, channel_slot
@@ -38,42 +38,6 @@ from wirehub.types import (
 )
 
 WAIT_S = 5.0
-
-
-class RecordingListener:
-    """A BrokerListener that records what it gets and lets tests wait for it."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, BrokerMessage]] = []
-        self.gaps: list[frozenset[str]] = []
-        self.controls: list[ControlMessage] = []
-        self._changed = asyncio.Event()
-
-    def on_message(self, channel: str, message: BrokerMessage) -> None:
-        self.messages.append((channel, message))
-        self._changed.set()
-
-    def on_gap(self, channels: frozenset[str]) -> None:
-        self.gaps.append(channels)
-        self._changed.set()
-
-    def on_control(self, message: ControlMessage) -> None:
-        self.controls.append(message)
-        self._changed.set()
-
-    def received(self, channel: str) -> list[BrokerMessage]:
-        return [message for ch, message in self.messages if ch == channel]
-
-    async def wait_for(self, channel: str, count: int) -> list[BrokerMessage]:
-        """Wait until ``count`` messages of ``channel`` arrived; return them."""
-        await self.wait_until(lambda: len(self.received(channel)) >= count)
-        return self.received(channel)
-
-    async def wait_until(self, condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
 
 
 @dataclass

@@ -7,9 +7,9 @@ from __future__ import annotations
 from playwright.async_api import Browser, expect
 
 from tests.conftest import StartGateway
+from tests.e2e.chat_page import open_page, say, sees_once, sign_in, unique
 from tests.e2e.conftest import Chat, start_chat
-from tests.e2e.test_chat_browser import open_page, say, sees_once, sign_in, unique
-from tests.integration.test_logs import json_entry
+from tests.log_helpers import json_entry
 
 
 async def test_a_page_on_another_loopback_port_logs_in_and_chats_on_the_defaults(

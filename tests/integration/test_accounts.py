@@ -18,9 +18,9 @@ import jwt
 import pytest
 from centrifuge import SubscriptionState
 
+from tests.cli_helpers import AUTH_ENV, cli_token
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
-from tests.integration.test_cli_tokens import AUTH_ENV, cli_token
 from tests.sdk import ClientEvents, Clients, SubEvents, next_event, subscribed
 
 CONFIG = """

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jwt
 
+from tests.cli_helpers import run_cli
 from tests.gateway_process import GatewayProcess
 from tests.raw_client import RawClient
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WIREHUB_")}
-    return subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
-        [sys.executable, "-m", "wirehub.cli", *args],
-        cwd=cwd,
-        env=clean | (env or {}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_check_accepts_a_valid_config(tmp_path: Path) -> None:

@@ -14,23 +14,12 @@ from centrifuge import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.cli_helpers import AUTH_ENV, cli_token, run_cli
 from tests.gateway_process import SECRET, GatewayProcess
-from tests.integration.test_cli import run_cli
 from tests.jwks_server import JwksServer, jwk_of
 from tests.raw_client import RawClient
 
 TIMEOUT_S = 10.0
-AUTH_ENV = {
-    "WIREHUB_AUTH_TOKEN_HMAC_SECRET": SECRET,
-    "WIREHUB_AUTH_TOKEN_AUDIENCE": "chat-app",
-    "WIREHUB_AUTH_TOKEN_ISSUER": "https://auth.example",
-}
-
-
-async def cli_token(cwd: Path, *args: str, env: dict[str, str]) -> str:
-    result = await asyncio.to_thread(run_cli, "token", *args, cwd=cwd, env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 async def test_token_connects_when_gateway_checks_audience_and_issuer(tmp_path: Path) -> None:

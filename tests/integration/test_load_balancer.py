@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
-from tests.integration.test_metrics import scrape, value
+from tests.metrics_helpers import scrape, value
 from tests.raw_client import RawClient
 from tests.services import RedisServer, ServerProcess, free_port
 

@@ -6,43 +6,14 @@ under a deadline.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from typing import Any
-
 import aiohttp
 import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import StartGateway
-from tests.gateway_process import GatewayProcess
+from tests.log_helpers import WAIT_S, json_entry, text_line
 from tests.raw_client import RawClient
 from wirehub.auth.jwt import issue_token
-
-WAIT_S = 10.0
-
-
-def json_lines(gateway: GatewayProcess) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in gateway.log().splitlines() if line.startswith("{")]
-
-
-async def json_entry(gateway: GatewayProcess, message: str, **fields: Any) -> dict[str, Any]:
-    """The first JSON log entry with ``message`` and ``fields``, once it is written."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            for entry in json_lines(gateway):
-                if entry["message"] == message and all(entry.get(k) == v for k, v in fields.items()):
-                    return entry
-            await asyncio.sleep(0.05)
-
-
-async def text_line(gateway: GatewayProcess, *parts: str) -> str:
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            for line in gateway.log().splitlines():
-                if all(part in line for part in parts):
-                    return line
-            await asyncio.sleep(0.05)
 
 
 async def test_json_logs_say_who_connected_from_where_and_why_it_ended(start_gateway: StartGateway) -> None:

@@ -11,40 +11,16 @@ from typing import Any
 
 import aiohttp
 from cent import AsyncClient, PublishRequest
-from prometheus_client.parser import text_string_to_metric_families
 
 import wirehub
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
+from tests.metrics_helpers import get, moved, scrape, value
 from tests.raw_client import RawClient
 from tests.services import RedisServer
 
 API_KEY = "metrics-test-api-key"
 WAIT_S = 10.0
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
-        return response.status, await response.text()
-
-
-async def scrape(gateway: GatewayProcess, base: str | None = None) -> Samples:
-    status, text = await get(f"{base or gateway.http_url}/metrics")
-    assert status == 200, text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 async def test_metrics_count_what_the_connections_did(start_gateway: StartGateway) -> None:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.contract.test_broker import RecordingListener
+from tests.redis_helpers import RecordingListener, owner_of, slot_owners
 from tests.services import RedisClusterServers, RedisServer, free_port, redis_cli
 from wirehub.broker.redis import KeySpace, RedisBroker, RedisClient, RedisPresence, channel_slot
 from wirehub.errors import BrokerUnavailable
@@ -388,29 +388,6 @@ async def test_redis_presence_leaves_no_keys_when_entries_not_refreshed(
 
 
 # --------------------------------------------------------------------------- Redis Cluster
-
-
-async def slot_owners(port: int) -> dict[int, list[tuple[int, int]]]:
-    """Master port -> its slot ranges, as ``CLUSTER NODES`` on ``port`` tells them."""
-    owners: dict[int, list[tuple[int, int]]] = {}
-    for line in (await redis_cli(port, "cluster", "nodes")).splitlines():
-        fields = line.split()
-        if "master" not in fields[2].split(","):
-            continue
-        master = int(fields[1].split("@")[0].rsplit(":", 1)[1])
-        ranges = []
-        for spec in fields[8:]:
-            if spec.startswith("["):
-                continue  # a slot being migrated
-            first, _, last = spec.partition("-")
-            ranges.append((int(first), int(last or first)))
-        owners[master] = ranges
-    return owners
-
-
-def owner_of(channel: str, owners: dict[int, list[tuple[int, int]]]) -> int:
-    slot = channel_slot(channel)
-    return next(port for port, ranges in owners.items() if any(a <= slot <= b for a, b in ranges))
 
 
 async def test_redis_broker_subscribes_each_channel_on_its_shard_when_cluster(

@@ -23,7 +23,7 @@ from centrifuge import ClientState, ReplyError, SubscriptionState
 
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
-from tests.integration.test_redis_broker import owner_of, slot_owners
+from tests.redis_helpers import owner_of, slot_owners
 from tests.sdk import (
     CONNECT_CALLED,
     TIMEOUT_S,

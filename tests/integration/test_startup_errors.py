@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import run_cli
+from tests.cli_helpers import run_cli
 from tests.services import free_port
 
 SECRET = {"WIREHUB_AUTH_TOKEN_HMAC_SECRET": "startup-test-secret-0123456789abcdef"}

@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from tests.cli_helpers import run_cli
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
-from tests.integration.test_cli import run_cli
 from tests.raw_client import RawClient
 
 API_KEY = "workers-test-api-key"

@@ -13,12 +13,7 @@ import pytest
 
 from wirehub.app import build_accounts
 from wirehub.auth.accounts import Accounts, refresh_token_hash
-from wirehub.auth.issuer import HmacTokenIssuer
-from wirehub.auth.jwt import JwtVerifier
-from wirehub.auth.passwords import BcryptHasher
-from wirehub.broker.memory_limits import MemoryRateLimiter
-from wirehub.config import AccountsSettings, AuthSettings, Settings, load_settings
-from wirehub.errors import (
+from wirehub.auth.errors import (
     AccountDisabled,
     AccountsUnavailable,
     InvalidCredentials,
@@ -27,6 +22,11 @@ from wirehub.errors import (
     UsernameUnavailable,
     WeakPassword,
 )
+from wirehub.auth.issuer import HmacTokenIssuer
+from wirehub.auth.jwt import JwtVerifier
+from wirehub.auth.passwords import BcryptHasher
+from wirehub.broker.memory_limits import MemoryRateLimiter
+from wirehub.config import AccountsSettings, AuthSettings, Settings, load_settings
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.storage.sqlite_tokens import SqliteRefreshTokenStore
 

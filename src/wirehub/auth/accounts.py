@@ -30,27 +30,24 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from wirehub.auth.base import MAX_PASSWORD_BYTES, PasswordHasher, TokenIssuer
-from wirehub.broker.base import RateLimiter
-from wirehub.config import AccountsSettings
-from wirehub.errors import (
+from wirehub.auth.base import MAX_PASSWORD_BYTES, IssuedTokens, PasswordHasher, TokenIssuer
+from wirehub.auth.errors import (
     AccountDisabled,
     AccountsUnavailable,
     BearerTokenExpired,
-    BrokerUnavailable,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidUsername,
-    StoreUnavailable,
     TooManyAttempts,
-    UsernameTaken,
     UsernameUnavailable,
     WeakPassword,
 )
+from wirehub.broker.base import RateLimiter
+from wirehub.config import AccountsSettings
+from wirehub.errors import BrokerUnavailable, StoreUnavailable, UsernameTaken
 from wirehub.storage.base import (
     Account,
     RefreshToken,
@@ -61,7 +58,7 @@ from wirehub.storage.base import (
 )
 from wirehub.types import JSON
 
-__all__ = ["Accounts", "Session", "refresh_token_hash"]
+__all__ = ["Accounts", "refresh_token_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +66,6 @@ _T = TypeVar("_T")
 
 REFRESH_TOKEN_MAX_LENGTH = 128
 PURGE_INTERVAL_S = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """What a successful register, login or refresh hands back."""
-
-    user: str
-    username: str
-    token: str
-    expires_at: int
-    refresh_token: str
-    refresh_expires_at: int
 
 
 def refresh_token_hash(token: str) -> str:
@@ -157,7 +142,7 @@ class Accounts:
 
     # ------------------------------------------------------------------ endpoints
 
-    async def register(self, username: str, password: str, *, address: str) -> Session:
+    async def register(self, username: str, password: str, *, address: str) -> IssuedTokens:
         """Create an account and log it in; ``UsernameUnavailable`` if the name is taken."""
         self.check_username(username)
         self.check_password(username, password)
@@ -168,9 +153,9 @@ class Accounts:
         except UsernameTaken:
             raise UsernameUnavailable() from None
         logger.info("account registered", extra={"user": account.id, "username": username, "remote": address})
-        return await self._new_session(account)
+        return await self._issue(account)
 
-    async def login(self, username: str, password: str, *, address: str) -> Session:
+    async def login(self, username: str, password: str, *, address: str) -> IssuedTokens:
         """Check the password; ``InvalidCredentials`` for an unknown user and a wrong password alike."""
         address_key = _limit_key("address", address)
         user_key = _limit_key("user", username_key(username))
@@ -194,9 +179,9 @@ class Accounts:
             raise AccountDisabled()
         await _store(self.users.record_login(account.id, self._now()))
         logger.info("login", extra={"user": account.id, "remote": address})
-        return await self._new_session(account)
+        return await self._issue(account)
 
-    async def refresh(self, refresh_token: str) -> Session:
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Use the refresh token up and return a new session of the same family.
 
         A token presented a second time revokes its whole family (``InvalidRefreshToken``).
@@ -224,7 +209,7 @@ class Accounts:
             if account is not None:
                 raise AccountDisabled()
             raise InvalidRefreshToken()
-        return await self._new_session(account, family=stored.family)
+        return await self._issue(account, family=stored.family)
 
     async def logout(self, refresh_token: str) -> None:
         """Revoke the token's family; unknown tokens are ignored (nothing to tell a caller)."""
@@ -292,7 +277,7 @@ class Accounts:
         except BrokerUnavailable:
             logger.warning("rate limiter unavailable; attempt not given back")
 
-    async def _new_session(self, account: Account, *, family: str | None = None) -> Session:
+    async def _issue(self, account: Account, *, family: str | None = None) -> IssuedTokens:
         now_s = self._clock()
         now = from_millis(int(now_s * 1000))
         refresh_token = secrets.token_urlsafe(32)
@@ -312,7 +297,7 @@ class Accounts:
         await self._maybe_purge(now_s, now)
         ttl = self.settings.token_ttl_s
         token = self.issuer.connection_token(account.id, ttl_s=ttl, info={"username": account.username})
-        return Session(
+        return IssuedTokens(
             user=account.id,
             username=account.username,
             token=token,

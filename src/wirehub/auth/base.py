@@ -1,4 +1,5 @@
-"""The token verifier interface and the claims it yields (docs/protocol.md, "Tokens")."""
+"""The auth interfaces: the token verifier and the claims it yields, the password hasher, the
+token issuer and the accounts service the ``/auth/*`` endpoints call."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from wirehub.config import AccountsSettings
 from wirehub.types import JSON
+
+__all__ = [
+    "MAX_PASSWORD_BYTES",
+    "AccountService",
+    "ConnectionClaims",
+    "IssuedTokens",
+    "PasswordHasher",
+    "ServerSubscription",
+    "SubscriptionClaims",
+    "TokenIssuer",
+    "TokenVerifier",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +104,45 @@ class TokenIssuer(Protocol):
     def connection_token(self, user: str, *, ttl_s: int, info: JSON = None) -> str: ...
 
     def subscription_token(self, user: str, channel: str, *, ttl_s: int, data: JSON = None) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """What a successful register, login or refresh hands back: a connection token and the
+    refresh token that gets the next one."""
+
+    user: str
+    username: str
+    token: str
+    expires_at: int
+    refresh_token: str
+    refresh_expires_at: int
+
+
+class AccountService(Protocol):
+    """Register, log in, refresh and log out: what the ``/auth/*`` endpoints run
+    (``wirehub.auth.accounts.Accounts``; the server layer knows only this interface).
+
+    Failures are ``AccountError`` subclasses, each with its HTTP status and code.
+    """
+
+    @property
+    def settings(self) -> AccountsSettings: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def register(self, username: str, password: str, *, address: str) -> IssuedTokens: ...
+
+    async def login(self, username: str, password: str, *, address: str) -> IssuedTokens: ...
+
+    async def refresh(self, refresh_token: str) -> IssuedTokens: ...
+
+    async def logout(self, refresh_token: str) -> None: ...
+
+    def subscription_token(
+        self, user: str, channel: str, *, data: JSON, not_after: int | None
+    ) -> tuple[str, int]:
+        """A subscription token and its expiry (Unix seconds), never later than ``not_after``."""
+        ...

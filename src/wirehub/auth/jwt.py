@@ -83,33 +83,11 @@ class JwtVerifier:
         self._hmac_secrets: tuple[str, ...] = tuple(
             secret for secret in (settings.token_hmac_secret, settings.token_hmac_previous_secret) if secret
         )
-        self._rsa_key: RSAPublicKey | None = None
-        self._ecdsa_key: EllipticCurvePublicKey | None = None
-        self._ed25519_key: Ed25519PublicKey | None = None
-        problems: list[str] = []
-        if settings.token_rsa_public_key:
-            setting = "auth.token_rsa_public_key"
-            key = _load_public_key(settings.token_rsa_public_key, setting, problems)
-            if isinstance(key, RSAPublicKey):
-                self._rsa_key = key
-            elif key is not None:
-                problems.append(f"{setting}: the PEM key is not an RSA public key")
-        if settings.token_ecdsa_public_key:
-            setting = "auth.token_ecdsa_public_key"
-            key = _load_public_key(settings.token_ecdsa_public_key, setting, problems)
-            if isinstance(key, EllipticCurvePublicKey) and key.curve.name in _ECDSA_CURVES.values():
-                self._ecdsa_key = key
-            elif key is not None:
-                problems.append(f"{setting}: the PEM key is not an ECDSA P-256, P-384 or P-521 public key")
-        if settings.token_ed25519_public_key:
-            setting = "auth.token_ed25519_public_key"
-            key = _load_public_key(settings.token_ed25519_public_key, setting, problems)
-            if isinstance(key, Ed25519PublicKey):
-                self._ed25519_key = key
-            elif key is not None:
-                problems.append(f"{setting}: the PEM key is not an Ed25519 public key")
-        if problems:
-            raise ConfigError(problems)
+        keys = _public_keys(settings)
+        rsa, ecdsa, ed25519 = (keys.get(name) for name, _, _ in _PUBLIC_KEY_SETTINGS)
+        self._rsa_key = rsa if isinstance(rsa, RSAPublicKey) else None
+        self._ecdsa_key = ecdsa if isinstance(ecdsa, EllipticCurvePublicKey) else None
+        self._ed25519_key = ed25519 if isinstance(ed25519, Ed25519PublicKey) else None
         if jwks is None and settings.token_jwks_url:
             jwks = JwksKeySet(
                 settings.token_jwks_url,
@@ -278,14 +256,40 @@ def _jwk_key_for(jwk: Jwk, algorithm: str) -> _VerifyKey:
 # --------------------------------------------------------------------------- claim readers
 
 
-def _load_public_key(pem: str, setting: str, problems: list[str]) -> object | None:
-    """Parse a PEM public key, or record why not under ``setting`` and return None."""
-    try:
-        return serialization.load_pem_public_key(pem.strip().encode())
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        # Name the setting, never the key material: a misplaced private key must not reach logs.
-        problems.append(f"{setting}: cannot load a PEM public key ({type(exc).__name__})")
-        return None
+def _is_ecdsa_key(key: object) -> bool:
+    return isinstance(key, EllipticCurvePublicKey) and key.curve.name in _ECDSA_CURVES.values()
+
+
+_PUBLIC_KEY_SETTINGS: Final[tuple[tuple[str, Callable[[object], bool], str], ...]] = (
+    # (AuthSettings field, whether a loaded key is of the right kind, what it must be)
+    ("token_rsa_public_key", lambda key: isinstance(key, RSAPublicKey), "an RSA public key"),
+    ("token_ecdsa_public_key", _is_ecdsa_key, "an ECDSA P-256, P-384 or P-521 public key"),
+    ("token_ed25519_public_key", lambda key: isinstance(key, Ed25519PublicKey), "an Ed25519 public key"),
+)
+
+
+def _public_keys(settings: AuthSettings) -> dict[str, object]:
+    """The configured PEM public keys by setting name; ``ConfigError`` naming every bad one."""
+    keys: dict[str, object] = {}
+    problems: list[str] = []
+    for name, fits, wanted in _PUBLIC_KEY_SETTINGS:
+        pem = getattr(settings, name)
+        if not pem:
+            continue
+        setting = f"auth.{name}"
+        try:
+            key = serialization.load_pem_public_key(pem.strip().encode())
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            # Name the setting, never the key material: a misplaced private key must not reach logs.
+            problems.append(f"{setting}: cannot load a PEM public key ({type(exc).__name__})")
+            continue
+        if fits(key):
+            keys[name] = key
+        else:
+            problems.append(f"{setting}: the PEM key is not {wanted}")
+    if problems:
+        raise ConfigError(problems)
+    return keys
 
 
 def _optional_str(payload: Mapping[str, Any], name: str) -> str:

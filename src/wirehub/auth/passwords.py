@@ -22,7 +22,7 @@ from typing import TypeVar
 import bcrypt
 
 from wirehub.auth.base import MAX_PASSWORD_BYTES
-from wirehub.errors import AccountsUnavailable
+from wirehub.auth.errors import AccountsUnavailable
 
 __all__ = ["MAX_PASSWORD_BYTES", "BcryptHasher", "password_bytes"]
 

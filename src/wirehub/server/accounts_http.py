@@ -5,7 +5,8 @@ This module owns the HTTP edge: every request body must be ``application/json`` 
 ``accounts.max_body_bytes`` (413), a JSON object (400) whose fields have the expected types
 (400); policy failures are 422, bad credentials 401, a taken username 409, exhausted limits 429
 with ``Retry-After``, an unreachable store or broker 503. Every error is
-``{"error": {"code": ..., "message": ...}}``. The rules themselves are ``Accounts``'s.
+``{"error": {"code": ..., "message": ...}}``. The rules themselves are the
+``AccountService``'s (``wirehub.auth.accounts``).
 
 ``/auth/subscription-token`` takes a connection token (``Authorization: Bearer``) and a
 ``channel``, and asks the namespace's handler ``on_subscribe`` exactly as a subscribe over the
@@ -25,28 +26,30 @@ from typing import Any
 
 from aiohttp import web
 
-from wirehub.auth.accounts import Accounts, Session
-from wirehub.channels.context import Context
-from wirehub.channels.policy import subscribe_granted
-from wirehub.errors import (
+from wirehub.auth.base import AccountService, IssuedTokens
+from wirehub.auth.errors import (
     AccountError,
     AccountsUnavailable,
     BadRequest,
     BearerTokenExpired,
     BodyTimeout,
     BodyTooLarge,
+    InvalidBearerToken,
+    PolicyViolation,
+    SubscriptionRefused,
+    UnknownNamespace,
+    UnsupportedMediaType,
+)
+from wirehub.channels.context import Context
+from wirehub.channels.policy import subscribe_granted
+from wirehub.errors import (
     Forbidden,
     Invalid,
-    InvalidBearerToken,
     KeysUnavailable,
-    PolicyViolation,
     RequestError,
-    SubscriptionRefused,
     TokenError,
     TokenExpired,
     UnknownChannel,
-    UnknownNamespace,
-    UnsupportedMediaType,
 )
 from wirehub.server.http_body import BodyTimeoutError, BodyTooLargeError, InvalidJsonError, read_json
 from wirehub.server.node import Node
@@ -91,7 +94,7 @@ def _guarded(handler: _Handler) -> _Handler:
 class AccountRoutes:
     """Installs the ``/auth/*`` routes on an aiohttp application."""
 
-    def __init__(self, node: Node, accounts: Accounts) -> None:
+    def __init__(self, node: Node, accounts: AccountService) -> None:
         self.node = node
         self.accounts = accounts
         self._max_body_bytes = accounts.settings.max_body_bytes
@@ -213,7 +216,7 @@ def _address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _session_response(session: Session, *, status: int = 200) -> web.Response:
+def _session_response(session: IssuedTokens, *, status: int = 200) -> web.Response:
     return web.json_response(
         {
             "token": session.token,

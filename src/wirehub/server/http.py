@@ -24,7 +24,7 @@ import asyncio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from wirehub.auth.accounts import Accounts
+from wirehub.auth.base import AccountService
 from wirehub.errors import BrokerUnavailable, StoreUnavailable
 from wirehub.server.accounts_http import AccountRoutes
 from wirehub.server.http_api import ServerApiRoutes
@@ -42,7 +42,7 @@ READY_TIMEOUT_S = 2.0
 
 
 class HttpServer:
-    def __init__(self, node: Node, accounts: Accounts | None = None, *, static_dir: str = "") -> None:
+    def __init__(self, node: Node, accounts: AccountService | None = None, *, static_dir: str = "") -> None:
         self.node = node
         self.accounts = accounts
         self.static_dir = static_dir

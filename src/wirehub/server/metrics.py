@@ -28,7 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from wirehub import __version__
+from wirehub.version import __version__
 
 if TYPE_CHECKING:
     from wirehub.server.node import Node

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, assert_never
 
-from wirehub import __version__
 from wirehub.api import Server
 from wirehub.auth.base import TokenVerifier
 from wirehub.broker.base import Broker, Presence
@@ -67,6 +66,7 @@ from wirehub.types import (
     SurveyReply,
     UnsubscribeUser,
 )
+from wirehub.version import __version__
 
 logger = logging.getLogger(__name__)
 

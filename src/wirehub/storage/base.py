@@ -1,6 +1,6 @@
 """The store interfaces: MessageStore (channel streams) and UserStore (accounts), and their values.
 
-Concrete stores (``sqlite.py``, ``mongo.py``) implement both; ``wirehub.app`` picks one by the
+Concrete stores (``sqlite.py``, the ``mongo`` package) implement both; ``wirehub.app`` picks one by the
 URL scheme of ``store.url``. Nothing here imports a driver.
 """
 

@@ -7,7 +7,7 @@ on ``used_at_ms: null``, so exactly one caller wins. Revocation lives on the fam
 so a token added after (or while) its family is revoked is revoked too, whatever the order of
 the two writes.
 
-Every call goes through the MongoStore's session: it waits for readiness within the store's
+Every call goes through ``MongoStore.database()``: it waits for readiness within the store's
 time budget and turns driver errors into ``StoreUnavailable``.
 """
 
@@ -46,14 +46,14 @@ class MongoRefreshTokenStore:
         self._store = store
 
     async def start(self) -> None:
-        async with self._store._session() as db:
+        async with self._store.database() as db:
             await db[TOKENS].create_index("expires_at_ms", name="expires_at_ms")
             await db[FAMILIES].create_index("expires_at_ms", name="expires_at_ms")
 
     async def add(self, token: RefreshToken) -> None:
         check_token_hash(token.token_hash)
         expires = millis(token.expires_at)
-        async with self._store._session() as db:
+        async with self._store.database() as db:
             # The family first: a token never exists without the family that can revoke it.
             await db[FAMILIES].update_one(
                 {"_id": token.family},
@@ -75,7 +75,7 @@ class MongoRefreshTokenStore:
             )
 
     async def get(self, token_hash: str) -> RefreshToken | None:
-        async with self._store._session() as db:
+        async with self._store.database() as db:
             doc = await db[TOKENS].find_one({"_id": token_hash})
             if doc is None:
                 return None
@@ -84,7 +84,7 @@ class MongoRefreshTokenStore:
 
     async def use(self, token_hash: str, at: datetime) -> bool:
         ms = millis(at)
-        async with self._store._session() as db:
+        async with self._store.database() as db:
             result = await db[TOKENS].update_one(
                 {"_id": token_hash, "used_at_ms": None}, {"$set": {"used_at_ms": ms}}
             )
@@ -92,14 +92,14 @@ class MongoRefreshTokenStore:
 
     async def revoke_family(self, family: str, at: datetime) -> None:
         ms = millis(at)
-        async with self._store._session() as db:
+        async with self._store.database() as db:
             await db[FAMILIES].update_one(
                 {"_id": family, "revoked_at_ms": None}, {"$set": {"revoked_at_ms": ms}}
             )
 
     async def purge(self, before: datetime) -> int:
         ms = millis(before)
-        async with self._store._session() as db:
+        async with self._store.database() as db:
             result = await db[TOKENS].delete_many({"expires_at_ms": {"$lt": ms}})
             await db[FAMILIES].delete_many({"expires_at_ms": {"$lt": ms}})
         return int(result.deleted_count)

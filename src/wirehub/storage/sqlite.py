@@ -22,7 +22,6 @@ on the same file too. Driver errors leave this module as ``StoreUnavailable``.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import sqlite3
 import time
@@ -32,11 +31,10 @@ from typing import Any, TypeVar
 
 from wirehub.errors import StoreUnavailable
 from wirehub.storage.base import CHECK_TIMEOUT_S
+from wirehub.storage.encoding import decode_publication, dumps, encode_info
 from wirehub.storage.sqlite_users import ACCOUNTS_SCHEMA, SqliteUserStore
 from wirehub.types import (
-    JSON,
     Appended,
-    ClientInfo,
     HistoryLimits,
     HistoryPage,
     NewPublication,
@@ -137,48 +135,9 @@ def _new_epoch() -> str:
     return secrets.token_hex(4)
 
 
-def _dumps(value: object) -> str:
-    # ensure_ascii (the default) escapes NUL and lone surrogates, so any JSON value Python can
-    # hold is stored as plain ASCII text and decodes back to an equal value.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _encode_info(info: ClientInfo | None) -> str | None:
-    if info is None:
-        return None
-    return _dumps(
-        {
-            "user": info.user,
-            "client": info.client,
-            "conn_info": info.conn_info,
-            "chan_info": info.chan_info,
-        }
-    )
-
-
-def _decode_info(text: str | None) -> ClientInfo | None:
-    if text is None:
-        return None
-    raw: dict[str, Any] = json.loads(text)
-    return ClientInfo(
-        user=raw["user"],
-        client=raw["client"],
-        conn_info=raw.get("conn_info"),
-        chan_info=raw.get("chan_info"),
-    )
-
-
 def _decode_row(row: tuple[Any, ...]) -> Publication:
     offset, data, info, tags, time_ms = row
-    decoded_data: JSON = json.loads(data)
-    decoded_tags: dict[str, str] = json.loads(tags)
-    return Publication(
-        data=decoded_data,
-        offset=offset,
-        info=_decode_info(info),
-        tags=decoded_tags,
-        time_ms=time_ms,
-    )
+    return decode_publication(offset=offset, data=data, info=info, tags=tags, time_ms=time_ms)
 
 
 def _path_from_url(url: str) -> str:
@@ -364,7 +323,13 @@ class SqliteStore:
         # Encode before taking the write lock; a non-JSON payload raises TypeError here,
         # which is the caller's bug and not a store failure.
         encoded = [
-            (_dumps(p.data), _encode_info(p.info), _dumps(dict(p.tags)), p.time_ms or now_ms) for p in pubs
+            (
+                dumps(p.data),
+                None if p.info is None else encode_info(p.info),
+                dumps(dict(p.tags)),
+                p.time_ms or now_ms,
+            )
+            for p in pubs
         ]
         results: list[Publication | None] = [None] * len(pubs)
         conn.execute("BEGIN IMMEDIATE")

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wirehub.storage.base import RefreshToken, check_token_hash, from_millis, millis
-
-if TYPE_CHECKING:
-    from wirehub.storage.sqlite import SqliteStore
+from wirehub.storage.sqlite_worker import ConnectionRunner
 
 __all__ = ["SqliteRefreshTokenStore"]
 
@@ -59,7 +57,7 @@ def _token(row: tuple[Any, ...]) -> RefreshToken:
 class SqliteRefreshTokenStore:
     """RefreshTokenStore on SQLite; see the module docstring."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: ConnectionRunner) -> None:
         self._store = store
 
     async def start(self) -> None:

@@ -12,13 +12,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wirehub.errors import UsernameTaken
 from wirehub.storage.base import Account, check_new_account, from_millis, millis, username_key
-
-if TYPE_CHECKING:
-    from wirehub.storage.sqlite import SqliteStore
+from wirehub.storage.sqlite_worker import ConnectionRunner
 
 __all__ = ["ACCOUNTS_SCHEMA", "SqliteUserStore"]
 
@@ -56,7 +54,7 @@ def new_account_id() -> str:
 class SqliteUserStore:
     """UserStore on the ``accounts`` table; see the module docstring."""
 
-    def __init__(self, store: SqliteStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ConnectionRunner, *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
 

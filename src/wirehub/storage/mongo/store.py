@@ -1,91 +1,34 @@
-"""MongoStore: the MessageStore and UserStore on MongoDB, through PyMongo's native asyncio API.
-
-The only module that imports ``pymongo`` (docs/decisions/0004). Every driver error leaves it as
-``StoreUnavailable`` (error 100, temporary).
-
-Collections, in the database the URL names (``wirehub`` when it names none):
-
-* ``streams``: one document per channel, never deleted::
-
-      {_id: channel, top: int, epoch: str, floor: int, pending: [publication...], batch: str}
-
-  ``top`` is the last offset handed out and ``floor`` the highest offset retention by size has
-  dropped. ``pending`` holds the publications of the latest append, written in the same atomic
-  update that raised ``top``;
-* ``publications``: one document per publication, unique on ``(channel, offset)``::
-
-      {channel, offset, data, info?, tags?, time_ms, expires_at, idem?, hold_until}
-
-  ``data``, ``info`` and ``tags`` are JSON text (ASCII, NUL escaped): MongoDB stores them and
-  never interprets a key such as ``$set`` or ``a.b``, and numbers keep their JSON form;
-* ``accounts``: the UserStore (``MongoUserStore``), unique on ``username_key``.
-
-Appending (the algorithm, docs/decisions/0005-mongodb-offsets.md; per channel, serialised within
-this process by a lock, so cross-process contention is only between replicas):
-
-1. Know the stream document: cached from this process's previous append, else read (and
-   created with a fresh epoch by an insert that loses gracefully to a concurrent one).
-2. If its ``pending`` publications are not known to be stored, insert them (unordered; a
-   duplicate key means someone already did). This is what makes step 4 safe.
-3. Idempotency keys: look them up among the stored publications and ``pending``.
-4. Compare-and-set: ``update_one({_id, top: T, epoch}, {$set: {top: T+n, floor, pending: batch,
-   batch: id}})``. If nothing matched, another replica appended first: re-read, go to 2. A batch
-   larger than ``MAX_PENDING_BYTES`` goes in several such chunks.
-5. The batch is durable and visible now (``read`` merges ``pending``): the append succeeds. It
-   then inserts the batch into ``publications``; if that fails, step 2 of the next append does it.
-6. At most once per ``trim_interval_s`` per channel, delete what retention dropped.
-
-Failure analysis, in short (the ADR has it in full): offsets are reserved only by the atomic
-update in step 4, which also carries the data, so a crash anywhere leaves either nothing (before
-4: the publish was not acknowledged) or a complete batch (after 4); no offset is ever reserved
-without its publication, so none is skipped, and none is reused because the update is guarded
-by ``top``. ``pending`` is only ever replaced after it is stored (step 2), so no acknowledged
-publication is lost. An ambiguous failure of step 4 (connection lost after sending) is reported
-as ``StoreUnavailable``; a retry may then store the publication twice, under two offsets, unless
-it carries an idempotency key.
-
-No transactions, change streams or TTL indexes are used (the nx-27017 stand-in lacks them, and
-they are not needed): retention is enforced by ``read`` filtering on ``floor`` and
-``expires_at`` and by step 6.
-"""
+"""MongoStore: the MessageStore on MongoDB; the package docstring (``wirehub.storage.mongo``)
+tells the collections and the append algorithm."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pymongo
-from pymongo import AsyncMongoClient, ReadPreference, WriteConcern
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, PyMongoError
-from pymongo.read_preferences import _ServerMode
 
 from wirehub.config import StoreSettings
-from wirehub.errors import ConfigError, StoreUnavailable, UsernameTaken
+from wirehub.errors import ConfigError, StoreUnavailable
 from wirehub.storage.base import (
     CHECK_TIMEOUT_S,
-    Account,
-    check_new_account,
-    from_millis,
-    millis,
-    username_key,
 )
+from wirehub.storage.mongo.documents import PUB_FIELDS, Doc, Encoded, StreamState, decode_doc, encode, visible
+from wirehub.storage.mongo.options import read_preference_for, url_options, write_concern_for
+from wirehub.storage.mongo.users import MongoUserStore
 from wirehub.types import (
-    JSON,
     Appended,
-    ClientInfo,
     HistoryLimits,
     HistoryPage,
     NewPublication,
@@ -93,11 +36,9 @@ from wirehub.types import (
     StreamPosition,
 )
 
-__all__ = ["MongoStore", "MongoUserStore", "read_preference_for", "write_concern_for"]
+__all__ = ["MongoStore"]
 
 logger = logging.getLogger(__name__)
-
-Doc = dict[str, Any]
 
 DEFAULT_DATABASE = "wirehub"
 DEFAULT_TIMEOUT_S = 5.0
@@ -113,136 +54,6 @@ BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 5.0
 
 _UNAVAILABLE = "history store unavailable"
-
-_READ_PREFERENCES: dict[str, _ServerMode] = {
-    "primary": ReadPreference.PRIMARY,
-    "primarypreferred": ReadPreference.PRIMARY_PREFERRED,
-    "secondary": ReadPreference.SECONDARY,
-    "secondarypreferred": ReadPreference.SECONDARY_PREFERRED,
-    "nearest": ReadPreference.NEAREST,
-}
-
-_PUB_FIELDS = {"_id": 0, "offset": 1, "data": 1, "info": 1, "tags": 1, "time_ms": 1}
-
-
-def write_concern_for(value: str) -> WriteConcern:
-    """``majority`` (the default), a number of members (journaled), or a tag set name."""
-    if value.isdigit():
-        members = int(value)
-        if members < 1:
-            raise ValueError("store.write_concern: 0 would not acknowledge writes; use 1 or more")
-        return WriteConcern(w=members, j=True)
-    if not value:
-        raise ValueError("store.write_concern: must not be empty")
-    return WriteConcern(w=value)
-
-
-def read_preference_for(value: str) -> _ServerMode:
-    """One of MongoDB's read preference modes, case-insensitively."""
-    try:
-        return _READ_PREFERENCES[value.lower()]
-    except KeyError:
-        raise ValueError(f"store.read_preference: unknown mode {value!r}") from None
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def _dumps(value: object) -> str:
-    # ensure_ascii (the default) escapes NUL and lone surrogates, so any JSON value Python can
-    # hold is stored as plain ASCII text and decodes back to an equal value.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _encode_info(info: ClientInfo) -> str:
-    return _dumps(
-        {"user": info.user, "client": info.client, "conn_info": info.conn_info, "chan_info": info.chan_info}
-    )
-
-
-def _decode(doc: Mapping[str, Any]) -> Publication:
-    info: ClientInfo | None = None
-    if doc.get("info") is not None:
-        raw = json.loads(doc["info"])
-        info = ClientInfo(
-            user=raw["user"],
-            client=raw["client"],
-            conn_info=raw.get("conn_info"),
-            chan_info=raw.get("chan_info"),
-        )
-    data: JSON = json.loads(doc["data"])
-    tags: dict[str, str] = json.loads(doc["tags"]) if doc.get("tags") else {}
-    return Publication(
-        data=data, offset=int(doc["offset"]), info=info, tags=tags, time_ms=int(doc["time_ms"])
-    )
-
-
-@dataclass(slots=True)
-class _Encoded:
-    """One publication to append, encoded before any I/O (a non-JSON payload fails here)."""
-
-    pub: NewPublication
-    data: str
-    info: str | None
-    tags: str | None
-    time_ms: int
-    size: int
-
-    def doc(self, offset: int, *, expires_at: float, hold_until: float) -> Doc:
-        doc: Doc = {"offset": offset, "data": self.data, "time_ms": self.time_ms, "expires_at": expires_at}
-        if self.info is not None:
-            doc["info"] = self.info
-        if self.tags is not None:
-            doc["tags"] = self.tags
-        key = self.pub.idempotency_key
-        if key:
-            doc["idem"] = key
-        doc["hold_until"] = hold_until if key else 0.0
-        return doc
-
-    def publication(self, offset: int) -> Publication:
-        p = self.pub
-        return Publication(data=p.data, offset=offset, info=p.info, tags=dict(p.tags), time_ms=self.time_ms)
-
-
-def _encode(pub: NewPublication, now_ms: int) -> _Encoded:
-    data = _dumps(pub.data)
-    info = None if pub.info is None else _encode_info(pub.info)
-    tags = _dumps(dict(pub.tags)) if pub.tags else None
-    size = len(data) + len(info or "") + len(tags or "") + len(pub.idempotency_key) + 128
-    return _Encoded(pub, data, info, tags, pub.time_ms or now_ms, size)
-
-
-@dataclass(slots=True)
-class _Stream:
-    """What this process knows of a stream document."""
-
-    top: int
-    epoch: str
-    floor: int
-    pending: list[Doc] = field(default_factory=list)
-    pending_stored: bool = True
-    trimmed_at: float = float("-inf")
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> _Stream:
-        pending = list(doc.get("pending") or [])
-        return cls(
-            top=int(doc["top"]),
-            epoch=str(doc["epoch"]),
-            floor=int(doc.get("floor", 0)),
-            pending=pending,
-            pending_stored=not pending,
-        )
-
-
-def _visible(doc: Mapping[str, Any], *, floor: int, now: float) -> bool:
-    return int(doc["offset"]) > floor and float(doc["expires_at"]) > now
-
-
-def _url_options(url: str) -> dict[str, str]:
-    """The URL's query options with lower-cased names (no DNS lookups, unlike pymongo's parser)."""
-    return {name.lower(): value for name, value in parse_qsl(urlsplit(url).query)}
 
 
 class _LockEntry:
@@ -283,7 +94,7 @@ class MongoStore:
         self._clock = clock
         self._trim_interval_s = trim_interval_s
         self._max_pending_bytes = max_pending_bytes
-        options = _url_options(url)
+        options = url_options(url)
         if timeout_s is None:
             timeout_ms = options.get("timeoutms")
             timeout_s = (
@@ -300,7 +111,7 @@ class MongoStore:
         self._db: AsyncDatabase[Doc] | None = None
         self._ready = asyncio.Event()
         self._prepare_task: asyncio.Task[None] | None = None
-        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._streams: OrderedDict[str, StreamState] = OrderedDict()
         self._locks: dict[str, _LockEntry] = {}
         self._failing = False
         self.users = MongoUserStore(self, clock=clock)
@@ -401,9 +212,10 @@ class MongoStore:
     # ------------------------------------------------------------------ plumbing
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncDatabase[Doc]]:
-        """One store call: wait for readiness, bound every round trip by one deadline, and turn
-        driver errors into ``StoreUnavailable``."""
+    async def database(self) -> AsyncIterator[AsyncDatabase[Doc]]:
+        """The database for one store call (this store's and its companions', the user and
+        refresh token stores): wait for readiness, bound every round trip by one deadline, and
+        turn driver errors into ``StoreUnavailable``. Not a MongoDB session: no transaction."""
         db = self._db
         if db is None:
             raise StoreUnavailable(_UNAVAILABLE)
@@ -441,7 +253,7 @@ class MongoStore:
             if entry.users == 0:
                 del self._locks[channel]
 
-    def _remember(self, channel: str, stream: _Stream) -> None:
+    def _remember(self, channel: str, stream: StreamState) -> None:
         self._streams[channel] = stream
         self._streams.move_to_end(channel)
         while len(self._streams) > CACHED_STREAMS:
@@ -466,7 +278,7 @@ class MongoStore:
             return doc
         return new
 
-    async def _store_pending(self, db: AsyncDatabase[Doc], channel: str, stream: _Stream) -> None:
+    async def _store_pending(self, db: AsyncDatabase[Doc], channel: str, stream: StreamState) -> None:
         """Insert the stream's pending publications into ``publications`` (idempotent)."""
         if stream.pending_stored:
             return
@@ -475,7 +287,7 @@ class MongoStore:
         docs = [
             {**doc, "channel": channel}
             for doc in stream.pending
-            if _visible(doc, floor=stream.floor, now=now) or float(doc.get("hold_until", 0.0)) > now
+            if visible(doc, floor=stream.floor, now=now) or float(doc.get("hold_until", 0.0)) > now
         ]
         if docs:
             try:
@@ -497,9 +309,9 @@ class MongoStore:
         if not pubs:
             return Appended([], (await self.position(channel)).epoch)
         now_ms = int(self._clock() * 1000)
-        encoded = [_encode(p, now_ms) for p in pubs]
+        encoded = [encode(p, now_ms) for p in pubs]
         # The lock first: the call's time budget starts once it is this call's turn.
-        async with self._channel_lock(channel), self._session() as db:
+        async with self._channel_lock(channel), self.database() as db:
             results = await self._append_locked(db, channel, encoded, limits)
             stream = self._streams.get(channel)
         if stream is not None and self._clock() - stream.trimmed_at >= self._trim_interval_s:
@@ -507,7 +319,7 @@ class MongoStore:
         return results
 
     async def _append_locked(
-        self, db: AsyncDatabase[Doc], channel: str, encoded: list[_Encoded], limits: HistoryLimits
+        self, db: AsyncDatabase[Doc], channel: str, encoded: list[Encoded], limits: HistoryLimits
     ) -> Appended:
         now = self._clock()
         expires_at = now + limits.ttl_s
@@ -530,7 +342,7 @@ class MongoStore:
         attempts = 0
         while remaining:
             if stream is None:
-                stream = _Stream.from_doc(await self._stream_doc(db, channel, pending=True, create=True))
+                stream = StreamState.from_doc(await self._stream_doc(db, channel, pending=True, create=True))
                 keys_checked = False
             # The update below replaces ``pending``: it must be stored first, or it is lost.
             await self._store_pending(db, channel, stream)
@@ -575,7 +387,7 @@ class MongoStore:
             for n, i in enumerate(chunk, start=1):
                 results[i] = encoded[i].publication(stream.top + n)
             remaining = remaining[len(chunk) :]
-            stream = _Stream(
+            stream = StreamState(
                 top=top,
                 epoch=stream.epoch,
                 floor=floor,
@@ -598,7 +410,7 @@ class MongoStore:
         return Appended([pub for pub in results if pub is not None], stream.epoch)
 
     @staticmethod
-    def _chunk(encoded: list[_Encoded], remaining: list[int], max_bytes: int) -> list[int]:
+    def _chunk(encoded: list[Encoded], remaining: list[int], max_bytes: int) -> list[int]:
         """The next publications to write in one update: at least one, at most ``max_bytes``."""
         size = 0
         for n, i in enumerate(remaining):
@@ -608,7 +420,7 @@ class MongoStore:
         return remaining
 
     async def _idempotent_hits(
-        self, db: AsyncDatabase[Doc], channel: str, stream: _Stream, items: list[_Encoded], now: float
+        self, db: AsyncDatabase[Doc], channel: str, stream: StreamState, items: list[Encoded], now: float
     ) -> dict[str, Publication]:
         """The original publication of each key whose window is open, among ``items``."""
         keys = sorted({item.pub.idempotency_key for item in items if item.pub.idempotency_key})
@@ -617,7 +429,7 @@ class MongoStore:
         found: dict[str, Doc] = {}
         cursor = db["publications"].find(
             {"channel": channel, "idem": {"$in": keys}, "hold_until": {"$gt": now}},
-            {**_PUB_FIELDS, "idem": 1, "hold_until": 1},
+            {**PUB_FIELDS, "idem": 1, "hold_until": 1},
         )
         candidates = [*await cursor.to_list(), *stream.pending]
         for doc in candidates:
@@ -626,14 +438,14 @@ class MongoStore:
                 continue
             if key not in found or int(doc["offset"]) > int(found[key]["offset"]):
                 found[key] = doc
-        return {key: _decode(doc) for key, doc in found.items()}
+        return {key: decode_doc(doc) for key, doc in found.items()}
 
-    async def _trim(self, channel: str, stream: _Stream) -> None:
+    async def _trim(self, channel: str, stream: StreamState) -> None:
         """Delete what retention dropped (reads hide it already); failures only delay it."""
         now = self._clock()
         stream.trimmed_at = now
         try:
-            async with self._session() as db:
+            async with self.database() as db:
                 # Two plain conjunctions rather than one $or: the stand-in's delete_many ignores
                 # the other conditions next to a top-level $or (docs/mongodb.md, "stand-in gaps").
                 released = {"$lte": now}
@@ -654,9 +466,9 @@ class MongoStore:
         limit: int,
         reverse: bool = False,
     ) -> HistoryPage:
-        async with self._session() as db:
+        async with self.database() as db:
             doc = await self._stream_doc(db, channel, pending=limit != 0, create=False)
-            stream = _Stream.from_doc(doc)
+            stream = StreamState.from_doc(doc)
             position = StreamPosition(offset=stream.top, epoch=stream.epoch)
             if limit == 0:
                 return HistoryPage(publications=[], position=position)
@@ -672,7 +484,7 @@ class MongoStore:
             publications = db["publications"].with_options(read_preference=self._read_preference)
             cursor = publications.find(
                 {"channel": channel, "offset": {"$gt": low, "$lte": high}, "expires_at": {"$gt": now}},
-                _PUB_FIELDS,
+                PUB_FIELDS,
             ).sort("offset", pymongo.DESCENDING if reverse else pymongo.ASCENDING)
             if limit > 0:
                 cursor = cursor.limit(limit)
@@ -685,12 +497,12 @@ class MongoStore:
         offsets = sorted(found, reverse=reverse)
         if limit > 0:
             offsets = offsets[:limit]
-        return HistoryPage(publications=[_decode(found[o]) for o in offsets], position=position)
+        return HistoryPage(publications=[decode_doc(found[o]) for o in offsets], position=position)
 
     async def expire_streams(self, *, limit: int = 500) -> int:
         now = self._clock()
         removed = 0
-        async with self._session() as db:
+        async with self.database() as db:
             expired = (
                 await db["streams"].find({"expires_at": {"$lte": now}}, {"_id": 1}).limit(limit).to_list()
             )
@@ -709,7 +521,7 @@ class MongoStore:
 
     async def remove_history(self, channel: str) -> None:
         now = self._clock()
-        async with self._channel_lock(channel), self._session() as db:
+        async with self._channel_lock(channel), self.database() as db:
             self._streams.pop(channel, None)
             doc = await db["streams"].find_one({"_id": channel}, {"pending": 0})
             if doc is None:
@@ -722,83 +534,13 @@ class MongoStore:
             )
 
     async def position(self, channel: str) -> StreamPosition:
-        async with self._session() as db:
+        async with self.database() as db:
             doc = await self._stream_doc(db, channel, pending=False, create=False)
         return StreamPosition(offset=int(doc["top"]), epoch=str(doc["epoch"]))
 
     # ------------------------------------------------------------------ for the UserStore
 
     @contextlib.asynccontextmanager
-    async def _accounts(self) -> AsyncIterator[AsyncCollection[Doc]]:
-        async with self._session() as db:
+    async def accounts(self) -> AsyncIterator[AsyncCollection[Doc]]:
+        async with self.database() as db:
             yield db["accounts"]
-
-
-# --------------------------------------------------------------------------- accounts
-
-
-def _account(doc: Mapping[str, Any]) -> Account:
-    last_login = doc.get("last_login_ms")
-    return Account(
-        id=str(doc["_id"]),
-        username=str(doc["username"]),
-        password_hash=str(doc["password_hash"]),
-        created_at=from_millis(int(doc["created_at_ms"])),
-        last_login_at=None if last_login is None else from_millis(int(last_login)),
-        disabled=bool(doc.get("disabled", False)),
-    )
-
-
-class MongoUserStore:
-    """UserStore in the ``accounts`` collection, unique on ``username_key``; bcrypt hashes only."""
-
-    def __init__(self, store: MongoStore, *, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
-        self._clock = clock
-
-    async def create(self, username: str, password_hash: str) -> Account:
-        check_new_account(username, password_hash)
-        account = Account(
-            id=secrets.token_hex(12),
-            username=username,
-            password_hash=password_hash,
-            created_at=from_millis(int(self._clock() * 1000)),
-        )
-        async with self._store._accounts() as accounts:
-            try:
-                await accounts.insert_one(
-                    {
-                        "_id": account.id,
-                        "username": username,
-                        "username_key": username_key(username),
-                        "password_hash": password_hash,
-                        "created_at_ms": millis(account.created_at),
-                        "last_login_ms": None,
-                        "disabled": False,
-                    }
-                )
-            except DuplicateKeyError as exc:
-                # username_key is the index that fails: ids are 96 random bits.
-                raise UsernameTaken(username) from exc
-        return account
-
-    async def find(self, username: str) -> Account | None:
-        async with self._store._accounts() as accounts:
-            doc = await accounts.find_one({"username_key": username_key(username)})
-        return None if doc is None else _account(doc)
-
-    async def get(self, account_id: str) -> Account | None:
-        async with self._store._accounts() as accounts:
-            doc = await accounts.find_one({"_id": account_id})
-        return None if doc is None else _account(doc)
-
-    async def record_login(self, account_id: str, at: datetime) -> bool:
-        ms = millis(at)
-        async with self._store._accounts() as accounts:
-            result = await accounts.update_one({"_id": account_id}, {"$set": {"last_login_ms": ms}})
-        return result.matched_count == 1
-
-    async def set_disabled(self, account_id: str, disabled: bool) -> bool:
-        async with self._store._accounts() as accounts:
-            result = await accounts.update_one({"_id": account_id}, {"$set": {"disabled": disabled}})
-        return result.matched_count == 1
