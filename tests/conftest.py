@@ -18,9 +18,9 @@ StartGateway = Callable[..., Awaitable[GatewayProcess]]
 
 
 _TESTS = Path(__file__).parent
-_SLOW_DIRS = (_TESTS / "integration",)
+_SLOW_DIRS = (_TESTS / "integration", _TESTS / "e2e")
 """Whole directories of slow tests: the integration tests start gateway processes, servers and
-Redis clusters, and run the real SDKs."""
+Redis clusters, and run the real SDKs; the end-to-end tests drive Chromium."""
 
 
 def _is_slow(item: pytest.Item) -> bool:
