@@ -10,13 +10,30 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from tests.gateway_process import GatewayProcess
 from tests.raw_client import RawClient
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 10.0, interval_s: float = 0.05
+) -> T:
+    """Ask ``probe`` until it answers something truthy, and return that; TimeoutError past
+    ``timeout_s``. Only for what announces itself by no event a test can await: a line in another
+    process's log, a gauge on a scraped page, a load balancer's health checks, a replica heard of.
+    """
+    async with asyncio.timeout(timeout_s):
+        while not (answer := await probe()):  # noqa: ASYNC110 - no event to wait on: see above
+            await asyncio.sleep(interval_s)
+    assert answer is not None  # truthy
+    return answer
+
 
 CLOSE_TIMEOUT_S = 5.0
 """How long closing one raw client may take at teardown before its transport is aborted."""

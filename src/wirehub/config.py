@@ -8,6 +8,7 @@ every problem, each naming its key, and raises one ``ConfigError``.
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -548,7 +549,7 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
 
 
 def default_config_toml() -> str:

@@ -94,6 +94,8 @@ class _Worker:
         self.index = index
         self.argv = argv
         self.process: asyncio.subprocess.Process | None = None
+        self.relay: asyncio.Task[None] | None = None
+        """Copies the worker's standard output (after its listening line) to ours."""
         self.deaths_in_a_row = 0
 
     async def start(self) -> str:
@@ -104,7 +106,8 @@ class _Worker:
         assert self.process.stdout is not None
         while line := (await self.process.stdout.readline()).decode(errors="replace"):
             if _LISTENING.match(line):
-                asyncio.get_running_loop().create_task(self._relay(self.process.stdout))
+                # Kept: the loop holds tasks weakly, and the relay runs for the worker's life.
+                self.relay = asyncio.get_running_loop().create_task(self._relay(self.process.stdout))
                 return line.strip()
             sys.stdout.write(line)
         code = await self.process.wait()

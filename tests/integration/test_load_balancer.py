@@ -7,13 +7,13 @@ gateways' loopback ports (and Docker's DNS resolver left out).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from pathlib import Path
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
+from tests.helpers import eventually
 from tests.metrics_helpers import scrape, value
 from tests.raw_client import RawClient
 from tests.services import RedisServer, ServerProcess, free_port
@@ -73,13 +73,15 @@ async def open_through(gateways: dict[str, GatewayProcess], lb_url: str, token: 
 
 async def close_all(gateways: dict[str, GatewayProcess], clients: list[RawClient]) -> None:
     """Close ``clients`` and wait until the gateways have counted them out (closes are seen a
-    moment after the client sends them: poll)."""
+    moment after the client sends them)."""
     for client in clients:
         await client.close()
     clients.clear()
-    async with asyncio.timeout(WAIT_S):
-        while sum([await connections(gw) for gw in gateways.values()]) > 0:  # noqa: ASYNC110 - polling
-            await asyncio.sleep(0.05)
+
+    async def none_open() -> bool:
+        return sum([await connections(gw) for gw in gateways.values()]) == 0
+
+    await eventually(none_open, timeout_s=WAIT_S)
 
 
 async def wait_until_only(
@@ -88,26 +90,29 @@ async def wait_until_only(
     """Wait until new connections go to ``name`` alone: with ``leastconn``, a second gateway in
     rotation would get the next connection, so eight in a row on one mean the other is out."""
     held: list[RawClient] = []
-    async with asyncio.timeout(WAIT_S):
+
+    async def eight_in_a_row() -> bool:
         while len(held) < 8:
             client, landed = await open_through(gateways, lb_url, token)
             held.append(client)
-            if landed != name:
+            if landed != name:  # HAProxy has not checked again yet
                 await close_all(gateways, held)
-                await asyncio.sleep(0.2)  # HAProxy has not checked again yet: nothing to wait on
+                return False
+        return True
+
+    await eventually(eight_in_a_row, timeout_s=WAIT_S, interval_s=0.2)
     return held
 
 
 async def wait_until_one_lands_on(
     gateways: dict[str, GatewayProcess], lb_url: str, token: str, name: str
 ) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            client, landed = await open_through(gateways, lb_url, token)
-            await close_all(gateways, [client])
-            if landed == name:
-                return
-            await asyncio.sleep(0.2)
+    async def lands_there() -> bool:
+        client, landed = await open_through(gateways, lb_url, token)
+        await close_all(gateways, [client])
+        return landed == name
+
+    await eventually(lands_there, timeout_s=WAIT_S, interval_s=0.2)
 
 
 async def test_a_replica_whose_redis_is_down_leaves_the_rotation(

@@ -6,7 +6,6 @@ must have moved by exactly what that sequence did.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -15,7 +14,8 @@ from cent import AsyncClient, PublishRequest
 import wirehub
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
-from tests.metrics_helpers import get, moved, scrape, value
+from tests.helpers import eventually
+from tests.metrics_helpers import Samples, get, moved, scrape, value
 from tests.raw_client import RawClient
 from tests.services import RedisServer
 
@@ -67,12 +67,12 @@ async def test_metrics_count_what_the_connections_did(start_gateway: StartGatewa
     await bad.send("connect", {"token": "not-a-token"})
     assert (await bad.closed())[0] == 3500
 
-    async with asyncio.timeout(WAIT_S):
-        while True:  # the server sees the close a moment after the client: poll for it
-            after = await scrape(gateway)
-            if value(after, "wirehub_connections") == 0:
-                break
-            await asyncio.sleep(0.05)
+    async def closed_on_the_server() -> Samples | None:
+        # The server sees the close a moment after the client has sent it.
+        samples = await scrape(gateway)
+        return samples if value(samples, "wirehub_connections") == 0 else None
+
+    after = await eventually(closed_on_the_server, timeout_s=WAIT_S)
     assert moved(before, after, "wirehub_disconnects_total", code="1000") == 1
     assert moved(before, after, "wirehub_disconnects_total", code="3500") == 1
     assert moved(before, after, "wirehub_connects_refused_total", code="3500") == 1
@@ -88,13 +88,13 @@ async def readiness(gateway: GatewayProcess) -> tuple[int, Any]:
 
 
 async def ready_becomes(gateway: GatewayProcess, status: int) -> Any:
-    """Poll /ready until it answers ``status``: nothing announces a lost or regained link."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            got, body = await readiness(gateway)
-            if got == status:
-                return body
-            await asyncio.sleep(0.1)
+    """/ready's body once it answers ``status``: nothing announces a lost or regained link."""
+
+    async def answer() -> Any:
+        got, body = await readiness(gateway)
+        return body if got == status else None
+
+    return await eventually(answer, timeout_s=WAIT_S, interval_s=0.1)
 
 
 async def test_ready_names_the_broker_while_redis_is_down(

@@ -18,6 +18,7 @@ from centrifuge import ClientState, ReplyError, StreamPosition, SubscriptionStat
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
+from tests.helpers import eventually
 from tests.mongo_helpers import WAIT_S
 from tests.sdk import (
     CONNECT_CALLED,
@@ -68,10 +69,12 @@ async def readiness(gateway: GatewayProcess) -> tuple[int, Any]:
 
 
 async def wait_ready(gateway: GatewayProcess) -> None:
-    """Wait for /ready to answer 200, polling: no event announces MongoDB coming back."""
-    async with asyncio.timeout(WAIT_S):
-        while (await readiness(gateway))[0] != 200:  # noqa: ASYNC110 - polling an HTTP endpoint
-            await asyncio.sleep(0.1)
+    """Wait for /ready to answer 200: no event announces MongoDB coming back."""
+
+    async def ready() -> bool:
+        return (await readiness(gateway))[0] == 200
+
+    await eventually(ready, timeout_s=WAIT_S, interval_s=0.1)
 
 
 async def publish_when_store_is_back(sub: Any, data: Any) -> None:

@@ -23,6 +23,7 @@ from centrifuge import ClientState, ReplyError, SubscriptionState
 
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
+from tests.helpers import eventually
 from tests.redis_helpers import owner_of, slot_owners
 from tests.sdk import (
     CONNECT_CALLED,
@@ -101,10 +102,8 @@ async def received(events: SubEvents, count: int) -> list[tuple[int, Any]]:
 
 
 async def poll(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``condition`` until true under the deadline: for what has no event (expiry, restarts)."""
-    async with asyncio.timeout(TIMEOUT_S * 2):
-        while not await condition():  # noqa: ASYNC110 - nothing to wait on but the condition
-            await asyncio.sleep(0.1)
+    """Wait for ``condition``: for what has no event (expiry, restarts)."""
+    await eventually(condition, timeout_s=TIMEOUT_S * 2, interval_s=0.1)
 
 
 # --------------------------------------------------------------------------- publications

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -14,6 +13,7 @@ import aiohttp
 from tests.cli_helpers import run_cli
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
+from tests.helpers import eventually
 from tests.raw_client import RawClient
 
 API_KEY = "workers-test-api-key"
@@ -32,13 +32,13 @@ async def info(gateway: GatewayProcess) -> list[dict[str, Any]]:
 
 
 async def nodes_with(gateway: GatewayProcess, pids: set[int]) -> list[dict[str, Any]]:
-    """Poll ``info`` until it lists exactly the processes ``pids``: replicas meet by heartbeat."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            nodes = await info(gateway)
-            if {node["process"]["pid"] for node in nodes} == pids:
-                return nodes
-            await asyncio.sleep(0.1)
+    """``info`` once it lists exactly the processes ``pids``: replicas meet by heartbeat."""
+
+    async def nodes() -> list[dict[str, Any]] | None:
+        listed = await info(gateway)
+        return listed if {node["process"]["pid"] for node in listed} == pids else None
+
+    return await eventually(nodes, timeout_s=WAIT_S, interval_s=0.1)
 
 
 def worker_pids(gateway: GatewayProcess) -> set[int]:
@@ -93,17 +93,16 @@ async def test_two_workers_share_the_port_and_deliver_to_each_other(
     # A worker that dies is started again; the supervisor stays up.
     victim = min(pids)
     os.kill(victim, signal.SIGKILL)
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            try:
-                nodes = [n for n in await info(gateway) if n["process"]["pid"] not in pids]
-            except aiohttp.ClientOSError:
-                # A request the kernel had queued on the dying worker's socket is reset: clients
-                # retry, as the SDKs do.
-                nodes = []
-            if nodes:
-                break
-            await asyncio.sleep(0.1)
+
+    async def newcomers() -> list[dict[str, Any]]:
+        try:
+            return [n for n in await info(gateway) if n["process"]["pid"] not in pids]
+        except aiohttp.ClientOSError:
+            # A request the kernel had queued on the dying worker's socket is reset: clients
+            # retry, as the SDKs do.
+            return []
+
+    nodes = await eventually(newcomers, timeout_s=WAIT_S, interval_s=0.1)
     replacement = nodes[0]["process"]["pid"]
     assert "worker exited" in gateway.log()
 
