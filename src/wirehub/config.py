@@ -127,9 +127,11 @@ class ClientSettings:
     # New WebSocket handshakes per second on this replica (token bucket): 503 before the upgrade.
     connection_rate_per_s: float = 500.0
     connection_burst: int = 1000
-    # The same per client address (its X-Forwarded-For from a trusted proxy): one address cannot
-    # take the whole handshake budget.
-    connection_rate_per_address_per_s: float = 50.0
+    # The same per client address (its X-Forwarded-For from a trusted proxy), so that one address
+    # cannot take the whole handshake budget. Off by default: behind a proxy that is not among
+    # server.trusted_proxies every client shares the proxy's address, and a replica's restart
+    # would then reconnect its clients at this rate.
+    connection_rate_per_address_per_s: float = 0.0
     connection_burst_per_address: int = 200
     # Commands per second per connection (token bucket): error 111 when empty, close 3013 when the
     # client keeps going until it owes another whole burst.

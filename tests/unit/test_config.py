@@ -596,6 +596,8 @@ def test_load_settings_has_centrifugo_like_limit_defaults() -> None:
     assert settings.client.user_connection_limit == 0
     assert settings.client.connection_rate_per_s == 500.0
     assert settings.client.connection_burst == 1000
+    # Off: behind an untrusted proxy every client has the proxy's address.
+    assert settings.client.connection_rate_per_address_per_s == 0
     assert settings.client.command_rate_per_s == 200.0
     assert settings.client.command_burst == 1000
     assert settings.client.max_errors == 100
