@@ -86,6 +86,8 @@ def console_table(summaries: list[ScenarioSummary]) -> str:
             ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}"
             verdict = "met" if c.meets_goal else "NOT met"
             goal = "" if c.goal is None else f"  (target <= {c.goal:g}: {verdict})"
+            if c.floor is not None:
+                goal = f"  ({c.subject_median or 0:,.0f}{c.figure.unit}, target >= {c.floor:,.0f}: {verdict})"
             lines.append(
                 f"{s.scenario.name:<11} {c.subject.label:<38} {c.figure.label} ratio {ratio}{goal},"
                 f" lost {sum(s.lost.values())}"

@@ -25,9 +25,11 @@ def number(value: float | None, digits: int) -> str:
 
 
 def goal_cell(comparison: Comparison) -> str:
+    verdict = {True: "met", False: "**not met**", None: "n/a"}[comparison.meets_goal]
+    if comparison.floor is not None:
+        return f"≥ {comparison.floor:,.0f}{comparison.figure.unit}: {verdict}"
     if comparison.goal is None:
         return ""
-    verdict = {True: "met", False: "**not met**", None: "n/a"}[comparison.meets_goal]
     return f"≤ {comparison.goal:g}: {verdict}"
 
 

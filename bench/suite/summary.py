@@ -19,6 +19,8 @@ class Comparison:
     subject_median: float | None
     goal: float | None
     """The project's target for the ratio (headline figures only)."""
+    floor: float | None = None
+    """Or an absolute target: the subject's median is at least this (headline figures only)."""
 
     @property
     def ratio(self) -> float | None:
@@ -28,6 +30,8 @@ class Comparison:
 
     @property
     def meets_goal(self) -> bool | None:
+        if self.floor is not None:
+            return None if self.subject_median is None else self.subject_median >= self.floor
         ratio = self.ratio
         return None if self.goal is None or ratio is None else ratio <= self.goal
 
@@ -68,6 +72,12 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def _floor(scenario: Scenario, subject: Target) -> float | None:
+    if scenario.floor is None or scenario.floor[0] != subject.key:
+        return None
+    return scenario.floor[1]
+
+
 def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
     runs = [run for run in runs if run.scenario == scenario.name]
     kept = [run for run in runs if run.kept]
@@ -82,6 +92,7 @@ def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
             baseline_median=median_of(scenario.baseline, figure),
             subject_median=median_of(subject, figure),
             goal=scenario.goal if figure == scenario.headline else None,
+            floor=_floor(scenario, subject) if figure == scenario.headline else None,
         )
         for subject in scenario.subjects
         for figure in scenario.figures
