@@ -41,13 +41,13 @@ from wirehub.errors import (
     RateLimited,
     RequestError,
     TokenExpired,
-    WirehubError,
     error_reply,
 )
 from wirehub.protocol.codec import PING, decode_frame, encode_error, encode_reply
 from wirehub.protocol.frames import Command, ConnectRequest, Pong, PublishRequest, SendRequest
 from wirehub.protocol.session import Session, State
 from wirehub.server import commands, subscriptions
+from wirehub.server.connection_log import log_closed, log_connect_refused
 from wirehub.server.deadlines import Clock, Deadlines
 from wirehub.server.limits import TokenBucket
 from wirehub.server.node import Node
@@ -210,60 +210,11 @@ class Client:
                 await asyncio.wait([self._closer])
             self._deadlines.cancel_all()
             self.node.unregister(self)
-            self._log_end()
+            reason = self._closing
+            log_closed(self, None if reason is _PEER_GONE else reason, self._clock.time() - self._opened_at)
             if self._done is None:
                 self._done = self._loop.create_future()
             self._done.set_result(None)
-
-    def _log_end(self) -> None:
-        """One line per connection, when it is over: who, from where, for how long, and why it ended."""
-        reason = self._closing
-        if reason is None or reason is _PEER_GONE:
-            # The client closed (or vanished: 1006, no close frame).
-            code = getattr(self.ws, "close_code", None) or 1006
-            text = getattr(self.ws, "close_reason", "") or ""
-            by = "client"
-        else:
-            code, text, by = reason.code, reason.reason, "server"
-        self.node.metrics.disconnected(code, by_server=by == "server")
-        fields: dict[str, object] = {
-            "client": self.id,
-            "user": self.user.id,
-            "remote": self.remote,
-            "duration_s": round(self._clock.time() - self._opened_at, 3),
-            "code": code,
-            "reason": text,
-            "closed_by": by,
-        }
-        if self.forwarded_for:
-            fields["forwarded_for"] = self.forwarded_for
-        logger.info("connection closed", extra=fields)
-
-    def _connect_refused(self, exc: Exception) -> None:
-        """A connect that failed (bad or expired token, connection limit...), said once at INFO.
-
-        The reason is the error's own message, or the token check's (which never quotes the token).
-        """
-        if isinstance(exc, Disconnect):
-            code, reason = exc.code, exc.reason
-        else:
-            reply = error_reply(exc)
-            code, reason = reply.code, reply.message
-        self.node.metrics.connect_refused(code)
-        detail = exc.__cause__
-        if isinstance(detail, WirehubError):
-            text = str(detail)
-            reason = text if text.startswith(reason) else f"{reason}: {text}"
-        logger.info(
-            "connect refused",
-            extra={
-                "client": self.id,
-                "user": self.user.id,
-                "remote": self.remote,
-                "code": code,
-                "reason": reason,
-            },
-        )
 
     async def closed(self) -> None:
         if self._done is None:
@@ -333,7 +284,7 @@ class Client:
             result = await commands.run(self, command)
         except Exception as exc:
             if isinstance(request, ConnectRequest):
-                self._connect_refused(exc)
+                log_connect_refused(self, exc)
             if isinstance(exc, Disconnect):
                 raise
             if isinstance(request, ConnectRequest):

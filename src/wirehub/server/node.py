@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import os
 import resource
@@ -21,6 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import Protocol, assert_never
 
 from wirehub.api import Server
@@ -41,6 +41,7 @@ from wirehub.errors import (
 from wirehub.server.admission import ConnectionCounter, TrustedProxies, default_connection_cap
 from wirehub.server.hub import Hub
 from wirehub.server.metrics import NodeMetrics
+from wirehub.server.node_report import answer_survey
 from wirehub.server.outbox import FlushScheduler
 from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
@@ -162,7 +163,7 @@ class Node:
         self.replicas = Replicas(
             self.id,
             broker,
-            self._answer_survey,
+            partial(answer_survey, self),
             heartbeat_interval_s=settings.node.heartbeat_interval_s,
             survey_timeout_s=settings.node.survey_timeout_s,
         )
@@ -244,6 +245,11 @@ class Node:
     @property
     def client_count(self) -> int:
         return len(self._clients)
+
+    @property
+    def user_count(self) -> int:
+        """Users with at least one connection on this node."""
+        return len(self._user_clients)
 
     async def disconnect_all(self, reason: Disconnect, *, timeout_s: float) -> None:
         """Close every client with ``reason`` and wait (bounded) until each has cleaned up."""
@@ -479,54 +485,3 @@ class Node:
                 pass  # about nodes, not connections: see on_control
             case _:
                 assert_never(message)
-
-    # ------------------------------------------------------------------ what this node reports
-
-    def stats(self) -> dict[str, JSON]:
-        """This node's figures, as the server API's ``info`` lists them."""
-        return {
-            "uid": self.id,
-            "name": self.name,
-            "version": __version__,
-            "num_clients": self.client_count,
-            "num_users": len(self._user_clients),
-            "num_subs": self.hub.subscription_total,
-            "num_channels": self.hub.channel_count,
-            "uptime": int(time.monotonic() - self.started_at),
-            "process": {"pid": os.getpid(), "rss": _rss_bytes()},
-        }
-
-    def channel_counts(self, pattern: str = "") -> dict[str, int]:
-        """Channels with subscribers on this node, and how many, optionally matching a glob."""
-        counts: dict[str, int] = {}
-        for channel in self.hub.channels:
-            if pattern and not fnmatch.fnmatchcase(channel, pattern):
-                continue
-            count = self.hub.subscriber_count(channel)
-            if count:
-                counts[channel] = count
-        return counts
-
-    def _answer_survey(self, op: str, args: JSON) -> JSON:
-        match op:
-            case "info":
-                return self.stats()
-            case "channels":
-                pattern = args.get("pattern", "") if isinstance(args, dict) else ""
-                counts: dict[str, JSON] = dict(
-                    self.channel_counts(pattern if isinstance(pattern, str) else "")
-                )
-                return counts
-        logger.warning("unknown survey", extra={"op": op})
-        return None
-
-
-def _rss_bytes() -> int:
-    """The process's resident memory now (Linux), or its peak where /proc is not there."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
