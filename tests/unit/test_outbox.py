@@ -13,7 +13,7 @@ from tests.helpers import ManualClock, next_turn
 from websockets.frames import Frame, Opcode
 
 from wirehub.server.deadlines import Deadlines
-from wirehub.server.outbox import MAX_FRAME_BYTES, FlushScheduler, Outbox
+from wirehub.server.outbox import BACKED_UP, MAX_FRAME_BYTES, NOT_WRITTEN, WRITTEN, FlushScheduler, Outbox
 from wirehub.server.sink import text_frame
 
 LIMIT = 1000
@@ -56,6 +56,12 @@ class FakeSink:
         self.frames.append(frame)
         self.written.append(frame.removeprefix(b"<frame>"))
         self._buffer(len(frame) - len(b"<frame>"))
+
+    def send_frame(self, frame: bytes) -> int:
+        if not self.writable():
+            return NOT_WRITTEN
+        self.write_frame(frame)
+        return BACKED_UP if self.paused else WRITTEN
 
     def buffered(self) -> int:
         return self.in_buffer
@@ -119,6 +125,22 @@ def outbox(
     )
 
 
+def outboxes_on(scheduler: FlushScheduler, sinks: list[FakeSink], slow: Slow) -> list[Outbox]:
+    """One outbox per sink, all served by ``scheduler`` (as the connections of one node are)."""
+    return [
+        Outbox(
+            s,
+            scheduler,
+            Deadlines(ManualClock()),
+            limit_bytes=LIMIT,
+            slow_after_s=60,
+            hard_limit_bytes=4 * LIMIT,
+            on_slow=slow,
+        )
+        for s in sinks
+    ]
+
+
 async def test_offer_is_written_in_the_same_turn_as_the_very_bytes_offered(
     sink: FakeSink, slow: Slow
 ) -> None:
@@ -146,18 +168,7 @@ async def test_a_message_offered_to_many_outboxes_is_framed_once_per_turn(slow: 
     sinks = [FakeSink() for _ in range(3)]
     for s in sinks:
         s.alike = True
-    boxes = [
-        Outbox(
-            s,
-            scheduler,
-            Deadlines(ManualClock()),
-            limit_bytes=LIMIT,
-            slow_after_s=60,
-            hard_limit_bytes=4 * LIMIT,
-            on_slow=slow,
-        )
-        for s in sinks
-    ]
+    boxes = outboxes_on(scheduler, sinks, slow)
     publication = b'{"push":{"channel":"c","pub":{"data":1}}}'
     for box in boxes:
         box.offer(publication)
@@ -171,23 +182,37 @@ async def test_one_scheduler_callback_serves_every_outbox_and_joins_each_queue(s
     """Many outboxes, several offers each in one turn: each writes one newline-joined frame."""
     scheduler = FlushScheduler(framing)
     sinks = [FakeSink() for _ in range(3)]
-    boxes = [
-        Outbox(
-            s,
-            scheduler,
-            Deadlines(ManualClock()),
-            limit_bytes=LIMIT,
-            slow_after_s=60,
-            hard_limit_bytes=4 * LIMIT,
-            on_slow=slow,
-        )
-        for s in sinks
-    ]
+    boxes = outboxes_on(scheduler, sinks, slow)
     for box in boxes:
         box.offer(b"a")
         box.offer(b"b")
     await next_turn()
     assert [s.written for s in sinks] == [[b"a\nb"]] * 3
+
+
+async def test_outboxes_that_queued_the_same_messages_share_one_joined_frame(slow: Slow) -> None:
+    """Subscribers of the same channels queue the same publications in a turn: joined and framed once."""
+    framed: list[bytes] = []
+
+    def counting(message: bytes) -> bytes:
+        framed.append(message)
+        return b"<frame>" + message
+
+    scheduler = FlushScheduler(counting)
+    sinks = [FakeSink() for _ in range(4)]
+    for s in sinks:
+        s.alike = True
+    boxes = outboxes_on(scheduler, sinks, slow)
+    first, second, other = b'{"pub":1}', b'{"pub":2}', b'{"reply":3}'
+    for box in boxes[:3]:
+        box.offer(first)
+        box.offer(second)
+    boxes[3].offer(first)
+    boxes[3].offer(other)
+    await next_turn()
+    assert framed == [first + b"\n" + second, first + b"\n" + other]
+    assert sinks[0].frames[0] is sinks[1].frames[0] is sinks[2].frames[0]
+    assert [s.written for s in sinks] == [[first + b"\n" + second]] * 3 + [[first + b"\n" + other]]
 
 
 async def test_long_queues_are_cut_into_frames_of_about_max_frame_bytes(sink: FakeSink, slow: Slow) -> None:

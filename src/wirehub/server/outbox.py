@@ -27,12 +27,16 @@ from typing import Protocol
 
 from wirehub.server.deadlines import Deadlines
 
-__all__ = ["MAX_FRAME_BYTES", "FlushScheduler", "Outbox", "Sink"]
+__all__ = ["BACKED_UP", "MAX_FRAME_BYTES", "NOT_WRITTEN", "WRITTEN", "FlushScheduler", "Outbox", "Sink"]
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 """Queued messages are joined into frames of about this size, so no client sees huge frames."""
+
+NOT_WRITTEN, WRITTEN, BACKED_UP = 0, 1, 2
+"""What ``Sink.send_frame`` did: nothing (the socket takes no data), wrote, or wrote and the
+socket now pushes back. Plain ints: it is asked once per write of every fan-out."""
 
 SLOW = "slow"
 """The outbox's deadline among the connection's: the backlog has been over the limit since."""
@@ -62,6 +66,10 @@ class Sink(Protocol):
         """Send a text frame made by the scheduler's ``frame_of``, synchronously."""
         ...
 
+    def send_frame(self, frame: bytes) -> int:
+        """``write_frame`` if ``writable``, in one call: ``NOT_WRITTEN``, ``WRITTEN`` or ``BACKED_UP``."""
+        ...
+
     def buffered(self) -> int:
         """Bytes written but still in the transport's buffer."""
         ...
@@ -82,7 +90,16 @@ class FlushScheduler:
     publication fanned out to a thousand subscribers is framed once, not a thousand times.
     """
 
-    __slots__ = ("_frame", "_framed", "_framing", "_loop", "_pending", "_scheduled")
+    __slots__ = (
+        "_frame",
+        "_framed",
+        "_framing",
+        "_joined",
+        "_joined_frame",
+        "_loop",
+        "_pending",
+        "_scheduled",
+    )
 
     def __init__(
         self, framing: Callable[[bytes], bytes], loop: asyncio.AbstractEventLoop | None = None
@@ -94,6 +111,10 @@ class FlushScheduler:
         self._framed: bytes | None = None
         """The message framed last in this turn (kept, so its id cannot be reused meanwhile)."""
         self._frame = b""
+        self._joined: list[bytes] = []
+        """The messages joined last in this turn (a copy), and their frame: subscribers of the same
+        channels queue the same messages in a turn, and share one joined frame."""
+        self._joined_frame = b""
 
     def mark(self, outbox: Outbox) -> None:
         self._pending.append(outbox)
@@ -106,6 +127,17 @@ class FlushScheduler:
     def frame(self, data: bytes) -> bytes:
         """``data`` as a whole frame (for joined messages, each outbox's own)."""
         return self._framing(data)
+
+    def joined_frame(self, messages: list[bytes]) -> bytes:
+        """``messages`` joined into one frame; the same messages queued by many outboxes are joined once.
+
+        Comparing the lists is cheap: equal lists hold the very same bytes objects, which compare
+        by identity first.
+        """
+        if messages != self._joined:
+            self._joined = messages.copy()
+            self._joined_frame = self._framing(b"\n".join(messages))
+        return self._joined_frame
 
     def frame_of(self, message: bytes) -> bytes:
         """``message`` as a whole frame; the same message offered to many outboxes is framed once."""
@@ -122,6 +154,7 @@ class FlushScheduler:
             except Exception:
                 logger.exception("outbox flush failed")
         self._framed, self._frame = None, b""
+        self._joined, self._joined_frame = [], b""
 
 
 class Outbox:
@@ -224,24 +257,31 @@ class Outbox:
         if not frames or self._drainer is not None:
             return
         sink = self._sink
-        if not sink.writable():
-            if sink.open():
-                self._drainer = asyncio.get_running_loop().create_task(self._drain())
-            else:
-                self._discard()
-            return
         if sink.framed_alike and self._queued < MAX_FRAME_BYTES:
             # The common cases, in one write: a message alone (a fan-out: framed once for every
-            # subscriber that writes it alone), or what queued up this turn, joined.
+            # subscriber that writes it alone), or what queued up this turn, joined (once for
+            # every subscriber that queued the same messages).
             if len(frames) == 1:
-                sink.write_frame(self._scheduler.frame_of(frames[0]))
+                sent = sink.send_frame(self._scheduler.frame_of(frames[0]))
             else:
-                sink.write_frame(self._scheduler.frame(b"\n".join(frames)))
-            frames.clear()
-            self._queued = 0
-            self._after_write()
-        elif not self._write_while_writable():
+                sent = sink.send_frame(self._scheduler.joined_frame(frames))
+            if sent:
+                frames.clear()
+                self._queued = 0
+                # A socket that still takes data buffers less than its high-water mark, far below
+                # the limit: the backlog needs a look only once it pushed back, or a slow deadline
+                # is armed.
+                if sent == BACKED_UP or self._slow_armed:
+                    self._check_backlog()
+                return
+        elif sink.writable():
+            if not self._write_while_writable():
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            return
+        if sink.open():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            self._discard()
 
     def _write_while_writable(self) -> bool:
         """Write queued frames while the socket takes them; True once the queue is empty."""
@@ -269,8 +309,7 @@ class Outbox:
         return not frames
 
     def _after_write(self) -> None:
-        # A socket that still takes data buffers less than its high-water mark, far below the
-        # limit: the backlog needs a look only when it pushed back, or a slow deadline is armed.
+        # As in ``flush``: the backlog needs a look only once the socket pushed back.
         if self._slow_armed or self._sink.backed_up():
             self._check_backlog()
 

@@ -17,6 +17,8 @@ import struct
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from wirehub.server.outbox import BACKED_UP, NOT_WRITTEN, WRITTEN
+
 __all__ = ["WebSocketSink", "text_frame"]
 
 
@@ -66,6 +68,13 @@ class WebSocketSink:
     def write_frame(self, frame: bytes) -> None:
         # As ``protocol.send_text`` + ``send_data`` would, for a frame framed by ``text_frame``.
         self._ws.transport.write(frame)
+
+    def send_frame(self, frame: bytes) -> int:
+        ws = self._ws
+        if ws.paused or ws.protocol.state is not State.OPEN:
+            return NOT_WRITTEN
+        ws.transport.write(frame)
+        return BACKED_UP if ws.paused else WRITTEN
 
     def backed_up(self) -> bool:
         return self._ws.paused
