@@ -141,6 +141,19 @@ def outboxes_on(scheduler: FlushScheduler, sinks: list[FakeSink], slow: Slow) ->
     ]
 
 
+def alike_sinks(framed: list[bytes], count: int) -> tuple[FlushScheduler, list[FakeSink]]:
+    """Sinks whose frames are alike (no extension) and a scheduler that records what it frames."""
+
+    def counting(message: bytes) -> bytes:
+        framed.append(message)
+        return b"<frame>" + message
+
+    sinks = [FakeSink() for _ in range(count)]
+    for s in sinks:
+        s.alike = True
+    return FlushScheduler(counting), sinks
+
+
 async def test_offer_is_written_in_the_same_turn_as_the_very_bytes_offered(
     sink: FakeSink, slow: Slow
 ) -> None:
@@ -159,15 +172,7 @@ async def test_offer_is_written_in_the_same_turn_as_the_very_bytes_offered(
 async def test_a_message_offered_to_many_outboxes_is_framed_once_per_turn(slow: Slow) -> None:
     """Where frames are alike (no extension), one message to many sockets is framed once."""
     framed: list[bytes] = []
-
-    def counting(message: bytes) -> bytes:
-        framed.append(message)
-        return b"<frame>" + message
-
-    scheduler = FlushScheduler(counting)
-    sinks = [FakeSink() for _ in range(3)]
-    for s in sinks:
-        s.alike = True
+    scheduler, sinks = alike_sinks(framed, 3)
     boxes = outboxes_on(scheduler, sinks, slow)
     publication = b'{"push":{"channel":"c","pub":{"data":1}}}'
     for box in boxes:
@@ -193,15 +198,7 @@ async def test_one_scheduler_callback_serves_every_outbox_and_joins_each_queue(s
 async def test_outboxes_that_queued_the_same_messages_share_one_joined_frame(slow: Slow) -> None:
     """Subscribers of the same channels queue the same publications in a turn: joined and framed once."""
     framed: list[bytes] = []
-
-    def counting(message: bytes) -> bytes:
-        framed.append(message)
-        return b"<frame>" + message
-
-    scheduler = FlushScheduler(counting)
-    sinks = [FakeSink() for _ in range(4)]
-    for s in sinks:
-        s.alike = True
+    scheduler, sinks = alike_sinks(framed, 4)
     boxes = outboxes_on(scheduler, sinks, slow)
     first, second, other = b'{"pub":1}', b'{"pub":2}', b'{"reply":3}'
     for box in boxes[:3]:
