@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from tests.gateway_process import GatewayProcess
 from tests.raw_client import RawClient
+from wirehub.server.outbox import FLUSH_AFTER_TURNS
 
 T = TypeVar("T")
 
@@ -55,6 +56,15 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+async def writes_done() -> None:
+    """Let the outboxes write what was offered: the turns the flush scheduler waits, and its own.
+
+    Each of those turns is a yield to the event loop (``next_turn``), not a timed wait.
+    """
+    for _ in range(FLUSH_AFTER_TURNS + 1):
+        await asyncio.sleep(0)
 
 
 async def next_turn() -> None:
