@@ -27,6 +27,7 @@ from wirehub.storage.base import (
 from wirehub.storage.mongo.documents import PUB_FIELDS, Doc, Encoded, StreamState, decode_doc, encode, visible
 from wirehub.storage.mongo.options import read_preference_for, url_options, write_concern_for
 from wirehub.storage.mongo.users import MongoUserStore
+from wirehub.tasks import cancel_and_wait
 from wirehub.types import (
     Appended,
     HistoryLimits,
@@ -169,10 +170,7 @@ class MongoStore:
     async def close(self) -> None:
         client, self._client, self._db = self._client, None, None
         task, self._prepare_task = self._prepare_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._streams.clear()
         if client is not None:
             await client.close()
