@@ -10,41 +10,12 @@ environment and secret files into a tree), ``validation.py`` (the rules across k
 ``genconfig.py`` (the commented default file) and ``urls.py`` (URL schemes, redaction).
 """
 
+from wirehub.config import settings
 from wirehub.config.genconfig import default_config_toml
 from wirehub.config.loading import load_settings, unknown_env_keys
-from wirehub.config.settings import (
-    AccountsSettings,
-    ApiSettings,
-    AuthSettings,
-    BrokerSettings,
-    ClientSettings,
-    HttpSettings,
-    NamespaceOptions,
-    NodeSettings,
-    ServerSettings,
-    Settings,
-    StoreSettings,
-    default_namespaces,
-)
+from wirehub.config.settings import *  # noqa: F403 - every settings class, as settings.__all__ lists them
 from wirehub.config.urls import redacted_url
 from wirehub.config.validation import validate
 
-__all__ = [
-    "AccountsSettings",
-    "ApiSettings",
-    "AuthSettings",
-    "BrokerSettings",
-    "ClientSettings",
-    "HttpSettings",
-    "NamespaceOptions",
-    "NodeSettings",
-    "ServerSettings",
-    "Settings",
-    "StoreSettings",
-    "default_config_toml",
-    "default_namespaces",
-    "load_settings",
-    "redacted_url",
-    "unknown_env_keys",
-    "validate",
-]
+__all__ = ["default_config_toml", "load_settings", "redacted_url", "unknown_env_keys", "validate"]
+__all__ += settings.__all__  # every settings class, and the sections' table
