@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, assert_never
 
-from wirehub.api import Server
+from wirehub.api import NodeStats, Server
 from wirehub.auth.base import TokenVerifier
 from wirehub.broker.base import Broker, Presence
 from wirehub.channels.context import State
@@ -480,19 +480,20 @@ class Node:
 
     # ------------------------------------------------------------------ what this node reports
 
-    def stats(self) -> dict[str, JSON]:
+    def stats(self) -> NodeStats:
         """This node's figures, as the server API's ``info`` lists them."""
-        return {
-            "uid": self.id,
-            "name": self.name,
-            "version": __version__,
-            "num_clients": self.client_count,
-            "num_users": len(self._user_clients),
-            "num_subs": self.hub.subscription_total,
-            "num_channels": self.hub.channel_count,
-            "uptime": int(time.monotonic() - self.started_at),
-            "process": {"pid": os.getpid(), "rss": _rss_bytes()},
-        }
+        return NodeStats(
+            uid=self.id,
+            name=self.name,
+            version=__version__,
+            num_clients=self.client_count,
+            num_users=len(self._user_clients),
+            num_subs=self.hub.subscription_total,
+            num_channels=self.hub.channel_count,
+            uptime_s=int(time.monotonic() - self.started_at),
+            pid=os.getpid(),
+            rss_bytes=_rss_bytes(),
+        )
 
     def channel_counts(self, pattern: str = "") -> dict[str, int]:
         """Channels with subscribers on this node, and how many, optionally matching a glob."""
@@ -508,7 +509,7 @@ class Node:
     def _answer_survey(self, op: str, args: JSON) -> JSON:
         match op:
             case "info":
-                return self.stats()
+                return self.stats().to_wire()
             case "channels":
                 pattern = args.get("pattern", "") if isinstance(args, dict) else ""
                 counts: dict[str, JSON] = dict(
