@@ -38,6 +38,7 @@ from wirehub.types import (
     StreamPosition,
     SubscribeUser,
     UnsubscribeUser,
+    WireDict,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +74,20 @@ class NodeStats:
     uptime_s: int
     pid: int
     rss_bytes: int
+
+    def to_wire(self) -> WireDict:
+        """As a replica answers the ``info`` survey, and as the HTTP server API lists it."""
+        return {
+            "uid": self.uid,
+            "name": self.name,
+            "version": self.version,
+            "num_clients": self.num_clients,
+            "num_users": self.num_users,
+            "num_subs": self.num_subs,
+            "num_channels": self.num_channels,
+            "uptime": self.uptime_s,
+            "process": {"rss": self.rss_bytes, "pid": self.pid},
+        }
 
 
 class Server:
@@ -303,7 +318,7 @@ class Server:
 
 
 def _node_stats(answer: JSON) -> NodeStats | None:
-    """A survey answer as ``NodeStats``, or None if it is not one (a node of another version)."""
+    """A survey answer (``NodeStats.to_wire``) read back, or None if it is not one (another version)."""
     if not isinstance(answer, dict):
         return None
     process = answer.get("process")

@@ -25,7 +25,7 @@ from wirehub.auth.jwt import JwtVerifier
 from wirehub.auth.passwords import BcryptHasher
 from wirehub.broker.base import Broker, Presence, RateLimiter
 from wirehub.broker.memory import MemoryBroker, MemoryPresence
-from wirehub.broker.memory_limits import MemoryRateLimiter
+from wirehub.broker.memory_rate import MemoryRateLimiter
 from wirehub.channels.context import State
 from wirehub.channels.router import Router
 from wirehub.config import Settings, load_settings, redacted_url
@@ -216,7 +216,7 @@ def build_store(settings: Settings) -> MessageStore:
 def build_rate_limiter(settings: Settings) -> RateLimiter:
     """Login limits shared by every replica on the broker's Redis, else counted per replica."""
     if settings.broker.url.startswith(("redis://", "rediss://", "unix://")):
-        from wirehub.broker.redis_limits import RedisRateLimiter
+        from wirehub.broker.redis_rate import RedisRateLimiter
 
         return RedisRateLimiter.from_settings(settings.broker)
     return MemoryRateLimiter()

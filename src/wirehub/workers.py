@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from wirehub.config import Settings
 from wirehub.errors import StartupError
+from wirehub.tasks import cancel_all
 
 __all__ = ["WorkerPorts", "check_workers", "run_workers"]
 
@@ -166,9 +167,7 @@ async def _supervise(
         watchers = [asyncio.create_task(_keep_running(w, stopping)) for w in workers]
         await stopping.wait()
         await _stop_all(workers, drain_timeout_s)
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        await cancel_all(watchers)
         return 0
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

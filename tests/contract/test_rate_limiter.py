@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from wirehub.broker.base import RateLimiter
-from wirehub.broker.memory_limits import MemoryRateLimiter
+from wirehub.broker.memory_rate import MemoryRateLimiter
 from wirehub.broker.redis import RedisClient
-from wirehub.broker.redis_limits import RedisRateLimiter
+from wirehub.broker.redis_rate import RedisRateLimiter
 from wirehub.config import BrokerSettings
 
 WINDOW_S = 600.0

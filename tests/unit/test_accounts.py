@@ -25,7 +25,7 @@ from wirehub.auth.errors import (
 from wirehub.auth.issuer import HmacTokenIssuer
 from wirehub.auth.jwt import JwtVerifier
 from wirehub.auth.passwords import BcryptHasher
-from wirehub.broker.memory_limits import MemoryRateLimiter
+from wirehub.broker.memory_rate import MemoryRateLimiter
 from wirehub.config import AccountsSettings, AuthSettings, Settings, load_settings
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.storage.sqlite_tokens import SqliteRefreshTokenStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wirehub.server.limits import OriginPolicy, is_loopback_host
+from wirehub.server.origins import OriginPolicy, is_loopback_host
 
 
 @pytest.mark.parametrize("origin", [None, ""])
@@ -87,3 +87,48 @@ def test_patterns_replace_the_default_rule() -> None:
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+@pytest.mark.parametrize("origin", [None, ""])
+def test_origin_policy_allows_missing_origin_when_no_patterns(origin: str | None) -> None:
+    """Without patterns, only handshakes without an Origin (non-browser clients) pass."""
+    assert OriginPolicy(()).allows(origin)
+
+
+@pytest.mark.parametrize("origin", ["https://example.com", "null", "http://127.0.0.1:8000"])
+def test_origin_policy_refuses_every_origin_when_no_patterns(origin: str) -> None:
+    """Without patterns, no Host to compare with and not on loopback, any browser origin is
+    refused (the default rule is tested above)."""
+    assert not OriginPolicy(()).allows(origin)
+
+
+def test_origin_policy_allows_everything_when_star() -> None:
+    """``*`` alone allows every origin."""
+    policy = OriginPolicy(["*"])
+    assert policy.allows("https://anything.example")
+    assert policy.allows("null")
+    assert policy.allows(None)
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://app.example.com", True),
+        ("HTTPS://APP.EXAMPLE.COM", True),
+        ("https://app.example.com.evil.net", False),
+        ("https://evil.net/https://app.example.com", False),
+        ("http://app.example.com", False),
+        ("https://appxexample.com", False),
+        ("https://eu.example.org", True),
+        ("https://a.b.example.org", True),
+        ("https://example.org", False),
+        ("https://eu.example.org:8443", False),
+    ],
+)
+def test_origin_policy_matches_whole_origin_with_globs(origin: str, allowed: bool) -> None:
+    """Patterns match the whole origin, case-insensitively; ``*`` globs and ``.`` is literal."""
+    policy = OriginPolicy(["https://app.example.com", "https://*.EXAMPLE.org"])
+    assert policy.allows(origin) is allowed

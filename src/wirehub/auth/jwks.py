@@ -18,7 +18,6 @@ a symmetric (``oct``) key in a public key set would let anyone who reads the set
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from wirehub.errors import KeysUnavailable, TokenError
+from wirehub.tasks import cancel_and_wait
 
 __all__ = ["Jwk", "JwksKeySet", "PublicKey", "parse_jwks"]
 
@@ -92,10 +92,7 @@ class JwksKeySet:
 
     async def close(self) -> None:
         for task in (self._loop_task, self._fetch):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(task, ignore=(Exception,))
         self._loop_task = None
         self._fetch = None
 

@@ -14,7 +14,6 @@ so their answer takes as long as any other wrong password's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +22,7 @@ import bcrypt
 
 from wirehub.auth.base import MAX_PASSWORD_BYTES
 from wirehub.auth.errors import AccountsUnavailable
+from wirehub.tasks import cancel_and_wait
 
 __all__ = ["MAX_PASSWORD_BYTES", "BcryptHasher", "password_bytes"]
 
@@ -58,9 +58,7 @@ class BcryptHasher:
     async def close(self) -> None:
         task, self._dummy = self._dummy, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def dummy_hash(self) -> str:
         if self._dummy is None or (self._dummy.done() and self._dummy.exception() is not None):

@@ -248,24 +248,17 @@ class _Fields:
 
 def _publish(f: _Fields) -> PublishCommand:
     f.no_binary("b64data")
-    return PublishCommand(
-        channel=f.text("channel", required=True),
-        data=f.json("data", required=True),
-        tags=f.tags("tags"),
-        idempotency_key=f.text("idempotency_key"),
-        skip_history=f.flag("skip_history"),
-    )
+    return PublishCommand(f.text("channel", required=True), *_publication(f))
 
 
 def _broadcast(f: _Fields) -> BroadcastCommand:
     f.no_binary("b64data")
-    return BroadcastCommand(
-        channels=f.strings("channels", required=True),
-        data=f.json("data", required=True),
-        tags=f.tags("tags"),
-        idempotency_key=f.text("idempotency_key"),
-        skip_history=f.flag("skip_history"),
-    )
+    return BroadcastCommand(f.strings("channels", required=True), *_publication(f))
+
+
+def _publication(f: _Fields) -> tuple[JSON, dict[str, str], str, bool]:
+    """What publish and broadcast share, in their fields' order: data, tags, idempotency key, skip history."""
+    return f.json("data", required=True), f.tags("tags"), f.text("idempotency_key"), f.flag("skip_history")
 
 
 def _subscribe(f: _Fields) -> SubscribeCommand:

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from wirehub.server.limits import TokenBucket
+from wirehub.server.rate import TokenBucket
 
 __all__ = [
     "AcceptErrorThrottle",

@@ -49,10 +49,10 @@ from wirehub.protocol.session import Session, State
 from wirehub.server import commands, subscriptions
 from wirehub.server.connection_log import log_closed, log_connect_refused
 from wirehub.server.deadlines import Clock, Deadlines
-from wirehub.server.limits import TokenBucket
 from wirehub.server.node import Node
 from wirehub.server.outbox import Outbox
 from wirehub.server.pipeline import Published
+from wirehub.server.rate import TokenBucket
 from wirehub.server.sink import WebSocketSink
 from wirehub.server.subscriptions import Subscription
 from wirehub.types import JSON, ClientInfo, SubscribeUser, User, WireDict

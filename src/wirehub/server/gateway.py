@@ -25,8 +25,9 @@ from websockets.http11 import Request, Response
 from wirehub.errors import DisconnectShutdown
 from wirehub.server.admission import ConnectionCounter, HandshakeBuckets
 from wirehub.server.connection import Client
-from wirehub.server.limits import OriginPolicy, TokenBucket, is_loopback_host
 from wirehub.server.node import Node
+from wirehub.server.origins import OriginPolicy, is_loopback_host
+from wirehub.server.rate import TokenBucket
 
 logger = logging.getLogger(__name__)
 

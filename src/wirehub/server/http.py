@@ -31,9 +31,9 @@ from wirehub.server.http_api import ServerApiRoutes
 from wirehub.server.http_cors import cors_middleware
 from wirehub.server.http_guard import GuardedSite, watch_requests
 from wirehub.server.http_static import StaticFiles
-from wirehub.server.limits import OriginPolicy, is_loopback_host
 from wirehub.server.metrics import CONTENT_TYPE, MetricsPage
 from wirehub.server.node import Node
+from wirehub.server.origins import OriginPolicy, is_loopback_host
 
 __all__ = ["HttpServer"]
 

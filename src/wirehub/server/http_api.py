@@ -29,6 +29,7 @@ from wirehub.api import PublishResult, Server
 from wirehub.config import ApiSettings
 from wirehub.errors import RequestError, error_reply
 from wirehub.protocol.codec import encode
+from wirehub.protocol.replies import presence_result, presence_stats_result
 from wirehub.protocol.server_api import (
     ApiCommand,
     ApiRequestInvalid,
@@ -198,11 +199,10 @@ class ServerApiRoutes:
                     )
                 )
             case PresenceCommand():
-                members = await server.presence(command.channel)
-                return {"presence": {client: info.to_wire() for client, info in members.items()}}
+                # The same bodies as the client protocol's presence replies (Centrifugo's shape).
+                return presence_result(await server.presence(command.channel))
             case PresenceStatsCommand():
-                stats = await server.presence_stats(command.channel)
-                return {"num_clients": stats.num_clients, "num_users": stats.num_users}
+                return presence_stats_result(await server.presence_stats(command.channel))
             case HistoryCommand():
                 page = await server.history(
                     command.channel, limit=command.limit, since=command.since, reverse=command.reverse
@@ -218,20 +218,7 @@ class ServerApiRoutes:
                 counts = await server.channels(command.pattern)
                 return {"channels": {channel: {"num_clients": n} for channel, n in counts.items()}}
             case InfoCommand():
-                nodes: list[JSON] = [
-                    {
-                        "uid": node.uid,
-                        "name": node.name,
-                        "version": node.version,
-                        "num_clients": node.num_clients,
-                        "num_users": node.num_users,
-                        "num_subs": node.num_subs,
-                        "num_channels": node.num_channels,
-                        "uptime": node.uptime_s,
-                        "process": {"rss": node.rss_bytes, "pid": node.pid},
-                    }
-                    for node in await server.info()
-                ]
+                nodes: list[JSON] = [node.to_wire() for node in await server.info()]
                 return {"nodes": nodes}
             case BatchCommand():
                 raise ApiRequestInvalid("batch inside batch")  # the parser never makes one

@@ -16,7 +16,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from wirehub.server.limits import OriginPolicy
+from wirehub.server.origins import OriginPolicy
 
 __all__ = ["CORS_PREFIX", "cors_middleware"]
 

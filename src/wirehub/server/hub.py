@@ -25,6 +25,7 @@ from typing import Protocol
 from wirehub.broker.base import Broker
 from wirehub.protocol.codec import encode_push
 from wirehub.storage.base import MessageStore
+from wirehub.tasks import cancel_all
 from wirehub.types import BrokerMessage, Join, Leave, Publication, StreamPosition
 
 logger = logging.getLogger(__name__)
@@ -188,9 +189,7 @@ class Hub:
         for state in self._channels.values():
             if state.repair is not None:
                 state.repair.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         self._channels.clear()
 
     async def _open(self, channel: str, state: _Channel) -> None:

@@ -47,6 +47,7 @@ from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
 from wirehub.server.sink import text_frame
 from wirehub.storage.base import MessageStore
+from wirehub.tasks import cancel_and_wait
 from wirehub.types import (
     JSON,
     BrokerMessage,
@@ -191,10 +192,7 @@ class Node:
 
     async def close(self) -> None:
         for task in (self._presence_refresher, self._sweeper):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         await self.pipeline.close()
         await self.replicas.close()
         await self.hub.close()

@@ -12,6 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from wirehub.api import NodeStats
 from wirehub.types import JSON
 from wirehub.version import __version__
 
@@ -28,7 +29,7 @@ logger = logging.getLogger("wirehub.server.node")
 def answer_survey(node: Node, op: str, args: JSON) -> JSON:
     match op:
         case "info":
-            return node_stats(node)
+            return node_stats(node).to_wire()
         case "channels":
             pattern = args.get("pattern", "") if isinstance(args, dict) else ""
             if not isinstance(pattern, str):
@@ -39,19 +40,20 @@ def answer_survey(node: Node, op: str, args: JSON) -> JSON:
     return None
 
 
-def node_stats(node: Node) -> dict[str, JSON]:
+def node_stats(node: Node) -> NodeStats:
     """This node's figures, as the server API's ``info`` lists them."""
-    return {
-        "uid": node.id,
-        "name": node.name,
-        "version": __version__,
-        "num_clients": node.client_count,
-        "num_users": node.user_count,
-        "num_subs": node.hub.subscription_total,
-        "num_channels": node.hub.channel_count,
-        "uptime": int(time.monotonic() - node.started_at),
-        "process": {"pid": os.getpid(), "rss": _rss_bytes()},
-    }
+    return NodeStats(
+        uid=node.id,
+        name=node.name,
+        version=__version__,
+        num_clients=node.client_count,
+        num_users=node.user_count,
+        num_subs=node.hub.subscription_total,
+        num_channels=node.hub.channel_count,
+        uptime_s=int(time.monotonic() - node.started_at),
+        pid=os.getpid(),
+        rss_bytes=_rss_bytes(),
+    )
 
 
 def channel_counts(hub: Hub, pattern: str = "") -> dict[str, int]:

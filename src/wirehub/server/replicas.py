@@ -22,6 +22,7 @@ from typing import Any
 
 from wirehub.broker.base import Broker
 from wirehub.errors import BrokerUnavailable
+from wirehub.tasks import cancel_all, cancel_and_wait
 from wirehub.types import JSON, ControlMessage, NodeAlive, NodeGone, Survey, SurveyReply
 
 __all__ = ["Replicas"]
@@ -79,14 +80,9 @@ class Replicas:
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._heartbeat)
+        self._heartbeat = None
+        await cancel_all(self._tasks)
         # A goodbye spares the others a survey timeout; a node that crashes cannot say it.
         with contextlib.suppress(BrokerUnavailable, TimeoutError):
             async with asyncio.timeout(1.0):

@@ -7,6 +7,7 @@ URL scheme of ``store.url``. Nothing here imports a driver.
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,30 @@ from typing import Protocol
 
 from wirehub.types import Appended, HistoryLimits, HistoryPage, NewPublication, StreamPosition
 
+__all__ = [
+    "CHECK_TIMEOUT_S",
+    "EPOCH",
+    "TOKEN_HASH",
+    "UNAVAILABLE",
+    "Account",
+    "MessageStore",
+    "RefreshToken",
+    "RefreshTokenStore",
+    "UserStore",
+    "check_new_account",
+    "check_token_hash",
+    "from_millis",
+    "millis",
+    "new_account",
+    "username_key",
+]
+
 CHECK_TIMEOUT_S = 1.0
 """How long a readiness check (``check``) may take before the store counts as not answering."""
+
+UNAVAILABLE = "history store unavailable"
+"""The message of a store's ``StoreUnavailable``. It reaches clients (a request error), so it stays
+generic; the driver's own error is chained for the server log."""
 
 
 class MessageStore(Protocol):
@@ -172,6 +195,20 @@ def check_new_account(username: str, password_hash: str) -> None:
     if not _BCRYPT_HASH.match(password_hash):
         # Do not echo the value: it might be a password passed by mistake.
         raise ValueError("password_hash must be a bcrypt hash ($2b$...), never a password")
+
+
+def new_account(username: str, password_hash: str, *, now_s: float) -> Account:
+    """The account ``UserStore.create`` stores: a random 96-bit id, created at ``now_s`` (Unix seconds).
+
+    ``ValueError`` as ``check_new_account`` says.
+    """
+    check_new_account(username, password_hash)
+    return Account(
+        id=secrets.token_hex(12),
+        username=username,
+        password_hash=password_hash,
+        created_at=from_millis(int(now_s * 1000)),
+    )
 
 
 def millis(at: datetime) -> int:

@@ -30,9 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from wirehub.errors import StoreUnavailable
-from wirehub.storage.base import CHECK_TIMEOUT_S
+from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE
+from wirehub.storage.batch import AppendBatch
 from wirehub.storage.encoding import decode_publication, dumps, encode_info
 from wirehub.storage.sqlite_users import ACCOUNTS_SCHEMA, SqliteUserStore
+from wirehub.storage.sqlite_worker import transaction
 from wirehub.types import (
     Appended,
     HistoryLimits,
@@ -125,10 +127,6 @@ _READ_QUERIES: dict[tuple[bool, bool], str] = {
     (True, False): _SELECT + ' ORDER BY "offset" DESC LIMIT ?',
     (True, True): _SELECT + ' AND "offset" < ? ORDER BY "offset" DESC LIMIT ?',
 }
-
-# The message reaches clients (StoreUnavailable is a request error), so it stays generic; the
-# driver's own error is chained for the server log.
-_UNAVAILABLE = "history store unavailable"
 
 
 def _new_epoch() -> str:
@@ -265,12 +263,12 @@ class SqliteStore:
         executor = self._executor
         if executor is None:
             # Also what a request racing shutdown sees: a temporary error, not a crash.
-            raise StoreUnavailable(_UNAVAILABLE)
+            raise StoreUnavailable(UNAVAILABLE)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(executor, job)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(_UNAVAILABLE) from exc
+            raise StoreUnavailable(UNAVAILABLE) from exc
 
     # ------------------------------------------------------------------ worker thread side
 
@@ -331,9 +329,8 @@ class SqliteStore:
             )
             for p in pubs
         ]
-        results: list[Publication | None] = [None] * len(pubs)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        batch = AppendBatch(pubs)
+        with transaction(conn):
             row = conn.execute(
                 "SELECT top, floor, epoch FROM streams WHERE channel = ?", (channel,)
             ).fetchone()
@@ -344,21 +341,18 @@ class SqliteStore:
                 top, floor, epoch = int(row[0]), int(row[1]), str(row[2])
             # Inside the write transaction: no other appender can slip in between the lookup
             # and the insert, so a key is stored at most once per window.
-            first_with_key: dict[str, int] = {}
             rows = []
             offset = top
-            for i, (p, (data, info, tags, time_ms)) in enumerate(zip(pubs, encoded, strict=True)):
+            for i in batch.todo:
+                p, (data, info, tags, time_ms) = pubs[i], encoded[i]
                 key = p.idempotency_key
                 if key:
-                    if key in first_with_key:
-                        continue  # filled in from the first publication with this key below
-                    first_with_key[key] = i
                     found = conn.execute(_FIND_IDEM, (channel, key, now)).fetchone()
                     if found is not None:
-                        results[i] = _decode_row(found)
+                        batch.results[i] = _decode_row(found)
                         continue
                 offset += 1
-                results[i] = Publication(
+                batch.results[i] = Publication(
                     data=p.data, offset=offset, info=p.info, tags=dict(p.tags), time_ms=time_ms
                 )
                 rows.append(
@@ -391,21 +385,12 @@ class SqliteStore:
                     " AND hold_until <= ?",
                     (channel, new_floor, now, now),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        for i, p in enumerate(pubs):
-            if results[i] is None:
-                results[i] = results[first_with_key[p.idempotency_key]]
-        return Appended([pub for pub in results if pub is not None], epoch)
+        return batch.appended(epoch)
 
     def _expire_streams(self, limit: int) -> int:
         conn = self._connection()
         now = self._clock()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             channels = [
                 row[0]
                 for row in conn.execute(
@@ -417,39 +402,26 @@ class SqliteStore:
                 marks = ",".join("?" * len(channels))  # one placeholder per channel, never input
                 conn.execute(f"DELETE FROM publications WHERE channel IN ({marks})", channels)  # noqa: S608
                 conn.execute(f"DELETE FROM streams WHERE channel IN ({marks})", channels)  # noqa: S608
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return len(channels)
 
     def _remove_history(self, channel: str) -> None:
         conn = self._connection()
         now = self._clock()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             conn.execute("UPDATE streams SET floor = top WHERE channel = ?", (channel,))
             # Rows inside their idempotency window stay (hidden by the floor), as after a trim:
             # a retried publish must still find its original.
             conn.execute("DELETE FROM publications WHERE channel = ? AND hold_until <= ?", (channel, now))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     def _read(self, channel: str, since: int | None, limit: int, reverse: bool) -> HistoryPage:
         conn = self._connection()
         now = self._clock()
-        conn.execute("BEGIN")
-        try:
+        with transaction(conn, "BEGIN"):
             row = conn.execute(
                 "SELECT top, epoch, floor FROM streams WHERE channel = ?", (channel,)
             ).fetchone()
             if row is None:
                 # Nothing was ever published (or it all expired): no stream, and no row for it.
-                conn.execute("COMMIT")
                 return HistoryPage(publications=[], position=StreamPosition(offset=0, epoch=""))
             top, epoch, floor = row
             rows: list[tuple[Any, ...]] = []
@@ -461,11 +433,6 @@ class SqliteStore:
                 params.append(limit)
                 query = _READ_QUERIES[reverse, since is not None]
                 rows = conn.execute(query, params).fetchall()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return HistoryPage(
             publications=[_decode_row(row) for row in rows],
             position=StreamPosition(offset=int(top), epoch=str(epoch)),

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from wirehub.storage.base import RefreshToken, check_token_hash, from_millis, millis
-from wirehub.storage.sqlite_worker import ConnectionRunner
+from wirehub.storage.sqlite_worker import ConnectionRunner, changed_rows, fetch_one, transaction
 
 __all__ = ["SqliteRefreshTokenStore"]
 
@@ -72,8 +72,7 @@ class SqliteRefreshTokenStore:
         created, expires = millis(token.created_at), millis(token.expires_at)
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 conn.execute(
                     "INSERT INTO refresh_families (family, account_id, expires_at_ms) VALUES (?, ?, ?)"
                     " ON CONFLICT (family) DO UPDATE SET"
@@ -86,59 +85,43 @@ class SqliteRefreshTokenStore:
                     " VALUES (?, ?, ?, ?, ?, NULL)",
                     (token.token_hash, token.family, token.account_id, created, expires),
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
         await self._store.run_with_connection(insert)
 
     async def get(self, token_hash: str) -> RefreshToken | None:
-        row = await self._store.run_with_connection(
-            lambda conn: conn.execute(
-                "SELECT t.token_hash, t.family, t.account_id, t.created_at_ms, t.expires_at_ms,"
-                " t.used_at_ms, f.revoked_at_ms"
-                " FROM refresh_tokens t LEFT JOIN refresh_families f ON f.family = t.family"
-                " WHERE t.token_hash = ?",
-                (token_hash,),
-            ).fetchone()
+        row = await fetch_one(
+            self._store,
+            "SELECT t.token_hash, t.family, t.account_id, t.created_at_ms, t.expires_at_ms,"
+            " t.used_at_ms, f.revoked_at_ms"
+            " FROM refresh_tokens t LEFT JOIN refresh_families f ON f.family = t.family"
+            " WHERE t.token_hash = ?",
+            (token_hash,),
         )
         return None if row is None else _token(row)
 
     async def use(self, token_hash: str, at: datetime) -> bool:
-        ms = millis(at)
-        changed = await self._store.run_with_connection(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE refresh_tokens SET used_at_ms = ? WHERE token_hash = ? AND used_at_ms IS NULL",
-                    (ms, token_hash),
-                ).rowcount
-            )
+        changed = await changed_rows(
+            self._store,
+            "UPDATE refresh_tokens SET used_at_ms = ? WHERE token_hash = ? AND used_at_ms IS NULL",
+            (millis(at), token_hash),
         )
         return changed == 1
 
     async def revoke_family(self, family: str, at: datetime) -> None:
-        ms = millis(at)
-        await self._store.run_with_connection(
-            lambda conn: conn.execute(
-                "UPDATE refresh_families SET revoked_at_ms = ? WHERE family = ? AND revoked_at_ms IS NULL",
-                (ms, family),
-            )
+        await changed_rows(
+            self._store,
+            "UPDATE refresh_families SET revoked_at_ms = ? WHERE family = ? AND revoked_at_ms IS NULL",
+            (millis(at), family),
         )
 
     async def purge(self, before: datetime) -> int:
         ms = millis(before)
 
         def delete(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 deleted = conn.execute("DELETE FROM refresh_tokens WHERE expires_at_ms < ?", (ms,)).rowcount
                 # A family outlives none of its tokens: its expiry is the latest of theirs.
                 conn.execute("DELETE FROM refresh_families WHERE expires_at_ms < ?", (ms,))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             return int(deleted)
 
         return await self._store.run_with_connection(delete)

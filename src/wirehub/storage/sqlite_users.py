@@ -7,7 +7,6 @@ column); the store keeps bcrypt hashes only and never sees a password.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -15,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from wirehub.errors import UsernameTaken
-from wirehub.storage.base import Account, check_new_account, from_millis, millis, username_key
-from wirehub.storage.sqlite_worker import ConnectionRunner
+from wirehub.storage.base import Account, from_millis, millis, new_account, username_key
+from wirehub.storage.sqlite_worker import ConnectionRunner, changed_rows, fetch_one
 
 __all__ = ["ACCOUNTS_SCHEMA", "SqliteUserStore"]
 
@@ -33,6 +32,8 @@ ACCOUNTS_SCHEMA = """
 """
 
 _COLUMNS = "id, username, password_hash, created_at_ms, last_login_ms, disabled"
+_BY_KEY = f"SELECT {_COLUMNS} FROM accounts WHERE username_key = ?"  # noqa: S608 - constant column list
+_BY_ID = f"SELECT {_COLUMNS} FROM accounts WHERE id = ?"  # noqa: S608 - constant column list
 
 
 def _account(row: tuple[Any, ...]) -> Account:
@@ -47,10 +48,6 @@ def _account(row: tuple[Any, ...]) -> Account:
     )
 
 
-def new_account_id() -> str:
-    return secrets.token_hex(12)
-
-
 class SqliteUserStore:
     """UserStore on the ``accounts`` table; see the module docstring."""
 
@@ -59,13 +56,7 @@ class SqliteUserStore:
         self._clock = clock
 
     async def create(self, username: str, password_hash: str) -> Account:
-        check_new_account(username, password_hash)
-        account = Account(
-            id=new_account_id(),
-            username=username,
-            password_hash=password_hash,
-            created_at=from_millis(int(self._clock() * 1000)),
-        )
+        account = new_account(username, password_hash, now_s=self._clock())
 
         def insert(conn: sqlite3.Connection) -> None:
             try:
@@ -81,39 +72,23 @@ class SqliteUserStore:
         return account
 
     async def find(self, username: str) -> Account | None:
-        key = username_key(username)
-        row = await self._store.run_with_connection(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM accounts WHERE username_key = ?",  # noqa: S608 - constant column list
-                (key,),
-            ).fetchone()
-        )
-        return None if row is None else _account(row)
+        return await self._one(_BY_KEY, username_key(username))
 
     async def get(self, account_id: str) -> Account | None:
-        row = await self._store.run_with_connection(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM accounts WHERE id = ?",  # noqa: S608 - constant column list
-                (account_id,),
-            ).fetchone()
-        )
-        return None if row is None else _account(row)
+        return await self._one(_BY_ID, account_id)
 
     async def record_login(self, account_id: str, at: datetime) -> bool:
-        ms = millis(at)
-        changed = await self._store.run_with_connection(
-            lambda conn: (
-                conn.execute("UPDATE accounts SET last_login_ms = ? WHERE id = ?", (ms, account_id)).rowcount
-            )
+        changed = await changed_rows(
+            self._store, "UPDATE accounts SET last_login_ms = ? WHERE id = ?", (millis(at), account_id)
         )
         return bool(changed)
 
     async def set_disabled(self, account_id: str, disabled: bool) -> bool:
-        changed = await self._store.run_with_connection(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE accounts SET disabled = ? WHERE id = ?", (int(disabled), account_id)
-                ).rowcount
-            )
+        changed = await changed_rows(
+            self._store, "UPDATE accounts SET disabled = ? WHERE id = ?", (int(disabled), account_id)
         )
         return bool(changed)
+
+    async def _one(self, query: str, value: str) -> Account | None:
+        row = await fetch_one(self._store, query, (value,))
+        return None if row is None else _account(row)

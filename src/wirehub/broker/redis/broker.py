@@ -5,7 +5,6 @@ The package docstring (``wirehub.broker.redis``) tells the whole design."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 
@@ -25,6 +24,7 @@ from wirehub.broker.redis.links import Link
 from wirehub.broker.redis.presence import RedisPresence
 from wirehub.config import BrokerSettings
 from wirehub.errors import BrokerUnavailable
+from wirehub.tasks import cancel_and_wait
 from wirehub.types import BrokerMessage, ControlMessage
 
 __all__ = ["RedisBroker", "open_redis"]
@@ -76,11 +76,8 @@ class RedisBroker:
             logger.warning("broker link not up yet; carrying on while it connects")
 
     async def close(self) -> None:
-        if self._rebalancer is not None:
-            self._rebalancer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rebalancer
-            self._rebalancer = None
+        await cancel_and_wait(self._rebalancer)
+        self._rebalancer = None
         links, self._links = list(self._links.values()), {}
         for link in links:
             await link.close()

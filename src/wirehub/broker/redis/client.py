@@ -27,6 +27,7 @@ from wirehub.broker.redis.keys import (
     PROBE_TIMEOUT_S,
 )
 from wirehub.errors import BrokerUnavailable
+from wirehub.tasks import cancel_all
 
 __all__ = ["RedisClient"]
 
@@ -209,9 +210,7 @@ class RedisClient:
         return cls(**options)
 
     async def close(self) -> None:
-        for probe in self._down.values():
-            probe.cancel()
-        await asyncio.gather(*self._down.values(), return_exceptions=True)
+        await cancel_all(self._down.values())
         self._down.clear()
         with contextlib.suppress(RedisError, OSError):
             await self._commands.aclose()

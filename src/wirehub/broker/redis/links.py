@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from wirehub.broker.redis.client import RedisClient
 from wirehub.broker.redis.keys import CONFIRM_TIMEOUT_S, CONNECT_TIMEOUT_S, HEALTH, SUBSCRIBE_BATCH
+from wirehub.tasks import cancel_and_wait
 
 __all__ = ["Link", "LinkOwner", "disconnect"]
 
@@ -90,11 +91,8 @@ class Link:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"broker-link {self.label}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def abort(self) -> None:
         """Drop the connection: the link reconnects, resubscribes and reports the gap."""

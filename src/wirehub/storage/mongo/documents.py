@@ -12,7 +12,7 @@ from wirehub.types import (
     Publication,
 )
 
-__all__ = ["PUB_FIELDS", "Doc", "Encoded", "StreamState", "decode_doc", "encode", "visible"]
+__all__ = ["PUB_FIELDS", "Doc", "Encoded", "StreamState", "decode_doc", "encode", "next_chunk", "visible"]
 
 Doc = dict[str, Any]
 
@@ -86,6 +86,16 @@ class StreamState:
             pending=pending,
             pending_stored=not pending,
         )
+
+
+def next_chunk(encoded: list[Encoded], remaining: list[int], max_bytes: int) -> list[int]:
+    """The next of ``remaining`` to write in one update: at least one, at most ``max_bytes`` in all."""
+    size = 0
+    for n, i in enumerate(remaining):
+        size += encoded[i].size
+        if size > max_bytes and n > 0:
+            return remaining[:n]
+    return remaining
 
 
 def visible(doc: Mapping[str, Any], *, floor: int, now: float) -> bool:

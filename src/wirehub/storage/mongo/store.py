@@ -9,7 +9,6 @@ import logging
 import random
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,22 +16,32 @@ import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConfigurationError, PyMongoError
 
 from wirehub.config import StoreSettings
 from wirehub.errors import ConfigError, StoreUnavailable
-from wirehub.storage.base import (
-    CHECK_TIMEOUT_S,
+from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE
+from wirehub.storage.batch import AppendBatch
+from wirehub.storage.mongo.documents import (
+    PUB_FIELDS,
+    Doc,
+    Encoded,
+    StreamState,
+    decode_doc,
+    encode,
+    next_chunk,
 )
-from wirehub.storage.mongo.documents import PUB_FIELDS, Doc, Encoded, StreamState, decode_doc, encode, visible
+from wirehub.storage.mongo.locks import ChannelLocks
 from wirehub.storage.mongo.options import read_preference_for, url_options, write_concern_for
+from wirehub.storage.mongo.publications import delete_dropped, insert_pending, originals
+from wirehub.storage.mongo.streams import StreamCache, stream_doc
 from wirehub.storage.mongo.users import MongoUserStore
+from wirehub.tasks import cancel_and_wait
 from wirehub.types import (
     Appended,
     HistoryLimits,
     HistoryPage,
     NewPublication,
-    Publication,
     StreamPosition,
 )
 
@@ -45,24 +54,10 @@ DEFAULT_TIMEOUT_S = 5.0
 """Budget of one store call (all its round trips) unless the URL sets ``timeoutMS``."""
 MAX_PENDING_BYTES = 4 * 1024 * 1024
 """Largest chunk of one append written in one update (documents are limited to 16 MiB)."""
-CACHED_STREAMS = 4096
-"""Stream documents remembered per process (least recently used are forgotten)."""
 MAX_CAS_ATTEMPTS = 100
 """Lost compare-and-set races tolerated in one append before giving up (temporary error)."""
-DUPLICATE_KEY = 11000
 BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 5.0
-
-_UNAVAILABLE = "history store unavailable"
-
-
-class _LockEntry:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
 
 # --------------------------------------------------------------------------- the store
 
@@ -111,8 +106,8 @@ class MongoStore:
         self._db: AsyncDatabase[Doc] | None = None
         self._ready = asyncio.Event()
         self._prepare_task: asyncio.Task[None] | None = None
-        self._streams: OrderedDict[str, StreamState] = OrderedDict()
-        self._locks: dict[str, _LockEntry] = {}
+        self._streams = StreamCache()
+        self._locks = ChannelLocks()
         self._failing = False
         self.users = MongoUserStore(self, clock=clock)
 
@@ -169,10 +164,7 @@ class MongoStore:
     async def close(self) -> None:
         client, self._client, self._db = self._client, None, None
         task, self._prepare_task = self._prepare_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._streams.clear()
         if client is not None:
             await client.close()
@@ -218,7 +210,7 @@ class MongoStore:
         turn driver errors into ``StoreUnavailable``. Not a MongoDB session: no transaction."""
         db = self._db
         if db is None:
-            raise StoreUnavailable(_UNAVAILABLE)
+            raise StoreUnavailable(UNAVAILABLE)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
         if not self._ready.is_set():
@@ -226,7 +218,7 @@ class MongoStore:
                 async with asyncio.timeout_at(deadline):
                     await self._ready.wait()
             except TimeoutError:
-                raise StoreUnavailable(_UNAVAILABLE) from None
+                raise StoreUnavailable(UNAVAILABLE) from None
         try:
             with pymongo.timeout(max(deadline - loop.time(), 0.001)):
                 yield db
@@ -234,72 +226,14 @@ class MongoStore:
             if not self._failing:
                 self._failing = True
                 logger.warning("mongodb unavailable", extra={"error": type(exc).__name__})
-            raise StoreUnavailable(_UNAVAILABLE) from exc
+            raise StoreUnavailable(UNAVAILABLE) from exc
         if self._failing:
             self._failing = False
             logger.info("mongodb available again")
 
-    @contextlib.asynccontextmanager
-    async def _channel_lock(self, channel: str) -> AsyncIterator[None]:
-        entry = self._locks.get(channel)
-        if entry is None:
-            entry = self._locks[channel] = _LockEntry()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[channel]
-
-    def _remember(self, channel: str, stream: StreamState) -> None:
-        self._streams[channel] = stream
-        self._streams.move_to_end(channel)
-        while len(self._streams) > CACHED_STREAMS:
-            self._streams.popitem(last=False)
-
-    async def _stream_doc(self, db: AsyncDatabase[Doc], channel: str, *, pending: bool, create: bool) -> Doc:
-        """The channel's stream document; without one, a new one (``create``) or offset 0, no epoch."""
-        projection = None if pending else {"pending": 0}
-        doc = await db["streams"].find_one({"_id": channel}, projection)
-        if doc is not None:
-            return doc
-        if not create:
-            return {"_id": channel, "top": 0, "epoch": "", "floor": 0}
-        new: Doc = {"_id": channel, "top": 0, "epoch": secrets.token_hex(4), "floor": 0, "expires_at": 0.0}
-        try:
-            await db["streams"].insert_one(new)
-        except DuplicateKeyError:
-            # Created concurrently by another call or replica: theirs is the epoch.
-            doc = await db["streams"].find_one({"_id": channel}, projection)
-            if doc is None:
-                raise StoreUnavailable(_UNAVAILABLE) from None
-            return doc
-        return new
-
     async def _store_pending(self, db: AsyncDatabase[Doc], channel: str, stream: StreamState) -> None:
-        """Insert the stream's pending publications into ``publications`` (idempotent)."""
-        if stream.pending_stored:
-            return
-        now = self._clock()
-        # What retention already hides needs no document (unless its idempotency window is open).
-        docs = [
-            {**doc, "channel": channel}
-            for doc in stream.pending
-            if visible(doc, floor=stream.floor, now=now) or float(doc.get("hold_until", 0.0)) > now
-        ]
-        if docs:
-            try:
-                await db["publications"].insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if exc.details.get("writeConcernErrors") or any(
-                    e.get("code") != DUPLICATE_KEY for e in errors
-                ):
-                    raise
-                # Only duplicates: those offsets were stored already (same content).
-        stream.pending_stored = True
+        """Step 2 (and 5) of the append: the stream's pending publications into ``publications``."""
+        await insert_pending(db, channel, stream, now=self._clock())
 
     # ------------------------------------------------------------------ MessageStore
 
@@ -311,7 +245,7 @@ class MongoStore:
         now_ms = int(self._clock() * 1000)
         encoded = [encode(p, now_ms) for p in pubs]
         # The lock first: the call's time budget starts once it is this call's turn.
-        async with self._channel_lock(channel), self.database() as db:
+        async with self._locks.hold(channel), self.database() as db:
             results = await self._append_locked(db, channel, encoded, limits)
             stream = self._streams.get(channel)
         if stream is not None and self._clock() - stream.trimmed_at >= self._trim_interval_s:
@@ -324,32 +258,23 @@ class MongoStore:
         now = self._clock()
         expires_at = now + limits.ttl_s
         hold_until = now + self._idempotency_window_s
-        results: list[Publication | None] = [None] * len(encoded)
-        # Within one batch, a repeated key gets the result of its first occurrence.
-        first_with_key: dict[str, int] = {}
-        remaining: list[int] = []
-        for i, item in enumerate(encoded):
-            key = item.pub.idempotency_key
-            if key and key in first_with_key:
-                continue
-            if key:
-                first_with_key[key] = i
-            remaining.append(i)
-
+        batch = AppendBatch([item.pub for item in encoded])
+        results = batch.results
+        remaining = list(batch.todo)
         streams = db["streams"]
-        stream = self._streams.pop(channel, None)
+        stream = self._streams.take(channel)
         keys_checked = False
         attempts = 0
         while remaining:
             if stream is None:
-                stream = StreamState.from_doc(await self._stream_doc(db, channel, pending=True, create=True))
+                stream = StreamState.from_doc(await stream_doc(db, channel, pending=True, create=True))
                 keys_checked = False
             # The update below replaces ``pending``: it must be stored first, or it is lost.
             await self._store_pending(db, channel, stream)
-            if first_with_key and not keys_checked:
+            if batch.first_with_key and not keys_checked:
                 # Checked against the state the update is guarded by: if anyone appends in
                 # between, the update fails and the check runs again.
-                hits = await self._idempotent_hits(db, channel, stream, [encoded[i] for i in remaining], now)
+                hits = await originals(db, channel, stream, [encoded[i] for i in remaining], now=now)
                 for i in remaining:
                     hit = hits.get(encoded[i].pub.idempotency_key)
                     if hit is not None:
@@ -358,7 +283,7 @@ class MongoStore:
                 keys_checked = True
                 if not remaining:
                     break
-            chunk = self._chunk(encoded, remaining, self._max_pending_bytes)
+            chunk = next_chunk(encoded, remaining, self._max_pending_bytes)
             docs = [
                 encoded[i].doc(stream.top + n, expires_at=expires_at, hold_until=hold_until)
                 for n, i in enumerate(chunk, start=1)
@@ -379,7 +304,7 @@ class MongoStore:
                 stream = None
                 attempts += 1
                 if attempts >= MAX_CAS_ATTEMPTS:
-                    raise StoreUnavailable(_UNAVAILABLE)
+                    raise StoreUnavailable(UNAVAILABLE)
                 if attempts > 2:
                     await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempts, 0.05)))  # noqa: S311
                 continue
@@ -403,42 +328,8 @@ class MongoStore:
                 if remaining:
                     raise
         assert stream is not None
-        self._remember(channel, stream)
-        for i, item in enumerate(encoded):
-            if results[i] is None:
-                results[i] = results[first_with_key[item.pub.idempotency_key]]
-        return Appended([pub for pub in results if pub is not None], stream.epoch)
-
-    @staticmethod
-    def _chunk(encoded: list[Encoded], remaining: list[int], max_bytes: int) -> list[int]:
-        """The next publications to write in one update: at least one, at most ``max_bytes``."""
-        size = 0
-        for n, i in enumerate(remaining):
-            size += encoded[i].size
-            if size > max_bytes and n > 0:
-                return remaining[:n]
-        return remaining
-
-    async def _idempotent_hits(
-        self, db: AsyncDatabase[Doc], channel: str, stream: StreamState, items: list[Encoded], now: float
-    ) -> dict[str, Publication]:
-        """The original publication of each key whose window is open, among ``items``."""
-        keys = sorted({item.pub.idempotency_key for item in items if item.pub.idempotency_key})
-        if not keys:
-            return {}
-        found: dict[str, Doc] = {}
-        cursor = db["publications"].find(
-            {"channel": channel, "idem": {"$in": keys}, "hold_until": {"$gt": now}},
-            {**PUB_FIELDS, "idem": 1, "hold_until": 1},
-        )
-        candidates = [*await cursor.to_list(), *stream.pending]
-        for doc in candidates:
-            key = doc.get("idem")
-            if not (key in keys and float(doc.get("hold_until", 0.0)) > now):
-                continue
-            if key not in found or int(doc["offset"]) > int(found[key]["offset"]):
-                found[key] = doc
-        return {key: decode_doc(doc) for key, doc in found.items()}
+        self._streams.remember(channel, stream)
+        return batch.appended(stream.epoch)
 
     async def _trim(self, channel: str, stream: StreamState) -> None:
         """Delete what retention dropped (reads hide it already); failures only delay it."""
@@ -446,15 +337,7 @@ class MongoStore:
         stream.trimmed_at = now
         try:
             async with self.database() as db:
-                # Two plain conjunctions rather than one $or: the stand-in's delete_many ignores
-                # the other conditions next to a top-level $or (docs/mongodb.md, "stand-in gaps").
-                released = {"$lte": now}
-                await db["publications"].delete_many(
-                    {"channel": channel, "offset": {"$lte": stream.floor}, "hold_until": released}
-                )
-                await db["publications"].delete_many(
-                    {"channel": channel, "expires_at": {"$lte": now}, "hold_until": released}
-                )
+                await delete_dropped(db, channel, floor=stream.floor, now=now)
         except StoreUnavailable:
             logger.debug("mongodb trim failed", extra={"channel": channel})
 
@@ -467,7 +350,7 @@ class MongoStore:
         reverse: bool = False,
     ) -> HistoryPage:
         async with self.database() as db:
-            doc = await self._stream_doc(db, channel, pending=limit != 0, create=False)
+            doc = await stream_doc(db, channel, pending=limit != 0, create=False)
             stream = StreamState.from_doc(doc)
             position = StreamPosition(offset=stream.top, epoch=stream.epoch)
             if limit == 0:
@@ -508,11 +391,11 @@ class MongoStore:
             )
             for doc in expired:
                 channel = doc["_id"]
-                async with self._channel_lock(channel):
+                async with self._locks.hold(channel):
                     # Guarded again: an append (from any replica) may have just extended it.
                     result = await db["streams"].delete_one({"_id": channel, "expires_at": {"$lte": now}})
                     if result.deleted_count:
-                        self._streams.pop(channel, None)
+                        self._streams.take(channel)
                         await db["publications"].delete_many({"channel": channel})
                         removed += 1
             # Made by reads before reads stopped making streams: never published, nothing to keep.
@@ -521,8 +404,8 @@ class MongoStore:
 
     async def remove_history(self, channel: str) -> None:
         now = self._clock()
-        async with self._channel_lock(channel), self.database() as db:
-            self._streams.pop(channel, None)
+        async with self._locks.hold(channel), self.database() as db:
+            self._streams.take(channel)
             doc = await db["streams"].find_one({"_id": channel}, {"pending": 0})
             if doc is None:
                 return
@@ -535,7 +418,7 @@ class MongoStore:
 
     async def position(self, channel: str) -> StreamPosition:
         async with self.database() as db:
-            doc = await self._stream_doc(db, channel, pending=False, create=False)
+            doc = await stream_doc(db, channel, pending=False, create=False)
         return StreamPosition(offset=int(doc["top"]), epoch=str(doc["epoch"]))
 
     # ------------------------------------------------------------------ for the UserStore

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -15,9 +14,9 @@ from pymongo.errors import DuplicateKeyError
 from wirehub.errors import UsernameTaken
 from wirehub.storage.base import (
     Account,
-    check_new_account,
     from_millis,
     millis,
+    new_account,
     username_key,
 )
 from wirehub.storage.mongo.documents import Doc
@@ -51,13 +50,7 @@ class MongoUserStore:
         self._clock = clock
 
     async def create(self, username: str, password_hash: str) -> Account:
-        check_new_account(username, password_hash)
-        account = Account(
-            id=secrets.token_hex(12),
-            username=username,
-            password_hash=password_hash,
-            created_at=from_millis(int(self._clock() * 1000)),
-        )
+        account = new_account(username, password_hash, now_s=self._clock())
         async with self._store.accounts() as accounts:
             try:
                 await accounts.insert_one(

@@ -1,7 +1,7 @@
 """MemoryRateLimiter: the RateLimiter on one replica, for ``memory://`` brokers.
 
-The same token-bucket arithmetic as ``server/limits.py`` (which this layer may not import) and
-as the Redis script in ``redis_limits.py``. Memory stays bounded: at most ``max_keys`` buckets;
+The same token-bucket arithmetic as ``server/rate.py`` (which this layer may not import) and
+as the Redis script in ``redis_rate.py``. Memory stays bounded: at most ``max_keys`` buckets;
 beyond that the least recently touched ones are forgotten (the likeliest to have refilled
 anyway). Under a flood of distinct keys this fails open for the oldest keys rather than growing
 without bound; the per-address bucket still holds the flood itself back.
