@@ -142,6 +142,7 @@ class Node:
             broker_timing=self.metrics.broker_publish,
         )
         self.flusher = FlushScheduler(text_frame)
+        """Writes every connection's pending output with one callback, turns after it was queued."""
         self.proxies = TrustedProxies(settings.server.trusted_proxies)
         current_fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.connections = ConnectionCounter(
@@ -150,7 +151,6 @@ class Node:
             proxies=self.proxies,
         )
         """Open connections of both listeners, per address and in total."""
-        """Writes every connection's pending output once per event-loop turn."""
         self._clients: dict[str, LocalClient] = {}
         self._resolved: dict[str, tuple[ChannelName, NamespaceOptions]] = {}
         self._user_clients: dict[str, dict[str, LocalClient]] = {}
