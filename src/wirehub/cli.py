@@ -25,6 +25,10 @@ from wirehub.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from wirehub.types import JSON
 from wirehub.workers import WorkerPorts, check_workers, run_workers
 
+__all__ = [
+    "main",
+]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wirehub", description="Realtime WebSocket gateway.")

@@ -17,6 +17,13 @@ from typing import Protocol
 
 from wirehub.types import BrokerMessage, ClientInfo, ControlMessage, PresenceStats
 
+__all__ = [
+    "Broker",
+    "BrokerListener",
+    "Presence",
+    "RateLimiter",
+]
+
 
 class BrokerListener(Protocol):
     """Implemented by the Node: receives what the broker delivers to this node.

@@ -38,6 +38,18 @@ from wirehub.types import (
     UnsubscribeUser,
 )
 
+__all__ = [
+    "EnvelopeError",
+    "decode_control",
+    "decode_info",
+    "decode_message",
+    "encode_control",
+    "encode_info",
+    "encode_message",
+    "info_from_list",
+    "info_to_list",
+]
+
 (
     PUBLICATION,
     JOIN,

@@ -12,6 +12,11 @@ from collections.abc import Callable, Mapping
 from wirehub.broker.base import BrokerListener
 from wirehub.types import BrokerMessage, ClientInfo, ControlMessage, PresenceStats
 
+__all__ = [
+    "MemoryBroker",
+    "MemoryPresence",
+]
+
 
 class MemoryBroker:
     def __init__(self) -> None:

@@ -11,6 +11,11 @@ from wirehub.channels.context import Context
 from wirehub.errors import DisconnectNotAvailable, Forbidden, MethodNotFound, NotAvailable
 from wirehub.types import JSON
 
+__all__ = [
+    "ChannelHandler",
+    "ConnectionHandler",
+]
+
 
 class ChannelHandler:
     """Decides what clients may do in the channels of one namespace."""

@@ -9,6 +9,15 @@ from dataclasses import dataclass
 
 from wirehub.errors import Invalid, LimitExceeded
 
+__all__ = [
+    "NAMESPACE_BOUNDARY",
+    "PRIVATE_PREFIX",
+    "USER_BOUNDARY",
+    "USER_SEPARATOR",
+    "ChannelName",
+    "parse_channel",
+]
+
 NAMESPACE_BOUNDARY = ":"
 USER_BOUNDARY = "#"
 USER_SEPARATOR = ","

@@ -7,6 +7,10 @@ from typing import TypeVar
 
 from wirehub.channels.handler import ChannelHandler, ConnectionHandler
 
+__all__ = [
+    "Router",
+]
+
 H = TypeVar("H", bound=type[ChannelHandler])
 C = TypeVar("C", bound=type[ConnectionHandler])
 

@@ -57,6 +57,13 @@ from wirehub.server.sink import WebSocketSink
 from wirehub.server.subscriptions import Subscription
 from wirehub.types import JSON, ClientInfo, SubscribeUser, User, WireDict
 
+__all__ = [
+    "CLOSE_DEADLINE_S",
+    "HARD_LIMIT_FACTOR",
+    "REPLY_BUDGET_FACTOR",
+    "Client",
+]
+
 logger = logging.getLogger(__name__)
 
 CLOSE_DEADLINE_S = 3.0

@@ -29,6 +29,11 @@ from wirehub.server.node import Node
 from wirehub.server.origins import OriginPolicy, is_loopback_host
 from wirehub.server.rate import TokenBucket
 
+__all__ = [
+    "CountedServerConnection",
+    "Gateway",
+]
+
 logger = logging.getLogger(__name__)
 
 

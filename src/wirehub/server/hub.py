@@ -28,6 +28,15 @@ from wirehub.storage.base import MessageStore
 from wirehub.tasks import cancel_all
 from wirehub.types import BrokerMessage, Join, Leave, Publication, StreamPosition
 
+__all__ = [
+    "RECOVERY_READ_ATTEMPTS",
+    "RING_SIZE",
+    "Hub",
+    "Joined",
+    "Recovery",
+    "Subscriber",
+]
+
 logger = logging.getLogger(__name__)
 
 RING_SIZE = 512

@@ -70,6 +70,13 @@ from wirehub.types import (
 )
 from wirehub.version import __version__
 
+__all__ = [
+    "RESOLVED_CHANNELS",
+    "VERSION",
+    "LocalClient",
+    "Node",
+]
+
 logger = logging.getLogger(__name__)
 
 VERSION = f"wirehub {__version__}"
