@@ -210,7 +210,7 @@ def build_store(settings: Settings) -> MessageStore:
         from wirehub.storage.mongo import MongoStore
 
         return MongoStore.from_settings(settings.store)
-    return SqliteStore.from_url(settings.store.url, idempotency_window_s=settings.store.idempotency_window_s)
+    return SqliteStore.from_settings(settings.store)
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
