@@ -210,7 +210,7 @@ def build_store(settings: Settings) -> MessageStore:
         from wirehub.storage.mongo import MongoStore
 
         return MongoStore.from_settings(settings.store)
-    return SqliteStore.from_url(settings.store.url, idempotency_window_s=settings.store.idempotency_window_s)
+    return SqliteStore.from_settings(settings.store)
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:
@@ -279,14 +279,14 @@ def build_node(settings: Settings, app: App) -> Node:
     )
 
 
+@dataclasses.dataclass(eq=False)
 class Running:
     """A started gateway: its node, WebSocket listener and HTTP port, and the app's lifespans."""
 
-    def __init__(self, node: Node, gateway: Gateway, http: HttpServer, lifespans: AsyncExitStack) -> None:
-        self.node = node
-        self.gateway = gateway
-        self.http = http
-        self._lifespans = lifespans
+    node: Node
+    gateway: Gateway
+    http: HttpServer
+    lifespans: AsyncExitStack
 
     @property
     def server(self) -> Server:
@@ -298,7 +298,7 @@ class Running:
         try:
             await self.gateway.shutdown(timeout)
             try:
-                await self._lifespans.aclose()
+                await self.lifespans.aclose()
             except Exception:
                 logger.exception("app shutdown hook failed")
         finally:

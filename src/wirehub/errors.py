@@ -34,74 +34,57 @@ class RequestError(WirehubError):
         self.message = message or self.default_message
         super().__init__(self.message)
 
-
-class InternalError(RequestError):
-    code = 100
-    default_message = "internal server error"
-    temporary = True
-
-
-class Unauthorized(RequestError):
-    code = 101
-    default_message = "unauthorized"
-
-
-class UnknownChannel(RequestError):
-    code = 102
-    default_message = "unknown channel"
+    def __init_subclass__(
+        cls, *, code: int | None = None, default_message: str | None = None, temporary: bool | None = None
+    ) -> None:
+        """A subclass names its code, message and flag in its header, so the classes read as a table."""
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if default_message is not None:
+            cls.default_message = default_message
+        if temporary is not None:
+            cls.temporary = temporary
 
 
-class Forbidden(RequestError):
-    code = 103
-    default_message = "permission denied"
+class InternalError(RequestError, code=100, default_message="internal server error", temporary=True): ...
 
 
-class MethodNotFound(RequestError):
-    code = 104
-    default_message = "method not found"
+class Unauthorized(RequestError, code=101, default_message="unauthorized"): ...
 
 
-class AlreadySubscribed(RequestError):
-    code = 105
-    default_message = "already subscribed"
+class UnknownChannel(RequestError, code=102, default_message="unknown channel"): ...
 
 
-class LimitExceeded(RequestError):
-    code = 106
-    default_message = "limit exceeded"
+class Forbidden(RequestError, code=103, default_message="permission denied"): ...
 
 
-class Invalid(RequestError):
+class MethodNotFound(RequestError, code=104, default_message="method not found"): ...
+
+
+class AlreadySubscribed(RequestError, code=105, default_message="already subscribed"): ...
+
+
+class LimitExceeded(RequestError, code=106, default_message="limit exceeded"): ...
+
+
+class Invalid(RequestError, code=107, default_message="bad request"):
     """The request is malformed or its data fails validation (107, not worth retrying)."""
 
-    code = 107
-    default_message = "bad request"
+
+class NotAvailable(RequestError, code=108, default_message="not available"): ...
 
 
-class NotAvailable(RequestError):
-    code = 108
-    default_message = "not available"
+class TokenExpired(RequestError, code=109, default_message="token expired"): ...
 
 
-class TokenExpired(RequestError):
-    code = 109
-    default_message = "token expired"
+class Expired(RequestError, code=110, default_message="expired"): ...
 
 
-class Expired(RequestError):
-    code = 110
-    default_message = "expired"
+class RateLimited(RequestError, code=111, default_message="too many requests", temporary=True): ...
 
 
-class RateLimited(RequestError):
-    code = 111
-    default_message = "too many requests"
-    temporary = True
-
-
-class UnrecoverablePosition(RequestError):
-    code = 112
-    default_message = "unrecoverable position"
+class UnrecoverablePosition(RequestError, code=112, default_message="unrecoverable position"): ...
 
 
 class StoreUnavailable(InternalError):

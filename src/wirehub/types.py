@@ -98,6 +98,11 @@ class Leave:
 BrokerMessage: TypeAlias = Publication | Join | Leave
 
 
+# Node-level control about connections. ``origin`` is the node that sent the message; the server
+# API's requests (protocol/server_api.py) parse into these with it left empty, for the node that
+# sends them to fill in.
+
+
 @dataclass(frozen=True, slots=True)
 class DisconnectUser:
     """Node-level control: close connections of ``user`` with this close code and reason.

@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import FakeClock
 from tests.mongo_helpers import drop_database, start_store
+from wirehub.config import StoreSettings
 from wirehub.errors import StoreUnavailable
 from wirehub.storage.base import MessageStore
 from wirehub.storage.mongo import MongoStore
@@ -666,16 +667,16 @@ async def test_start_raises_unavailable_when_file_cannot_be_opened(tmp_path: Pat
         ("memory://", ":memory:"),
     ],
 )
-def test_sqlite_from_url_resolves_path(url: str, path: str) -> None:
+def test_sqlite_store_url_resolves_path(url: str, path: str) -> None:
     """``sqlite:///`` takes the rest as the path (a fourth slash makes it absolute)."""
-    assert SqliteStore.from_url(url).path == path
+    assert SqliteStore.from_settings(StoreSettings(url=url)).path == path
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "mongodb://localhost/db", "history.db"])
-def test_sqlite_from_url_rejects_url_when_not_sqlite(url: str) -> None:
+def test_sqlite_store_url_rejects_url_when_not_sqlite(url: str) -> None:
     """Anything but ``sqlite:///PATH`` or ``memory://`` is a configuration mistake."""
     with pytest.raises(ValueError, match="sqlite store URL"):
-        SqliteStore.from_url(url)
+        SqliteStore.from_settings(StoreSettings(url=url))
 
 
 async def test_sqlite_store_migrates_database_when_created_before_idempotency(

@@ -15,12 +15,9 @@ from wirehub.protocol.server_api import (
     HistoryCommand,
     InfoCommand,
     PublishCommand,
-    RefreshCommand,
-    SubscribeCommand,
-    UnsubscribeCommand,
     parse_api_command,
 )
-from wirehub.types import StreamPosition
+from wirehub.types import RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
 
 
 def test_publish_reads_every_field_and_ignores_unknown_ones() -> None:
@@ -59,16 +56,22 @@ def test_connection_methods_read_their_selectors() -> None:
             "override": {"presence": {"value": False}, "join_leave": {"value": True}},
         },
     )
-    assert subscribe == SubscribeCommand(
-        "u", "c", "cl", "", {"role": 1}, [1], StreamPosition(3, "e"), {"presence": False, "join_leave": True}
+    assert subscribe == SubscribeUser(
+        "u",
+        "c",
+        client="cl",
+        info={"role": 1},
+        data=[1],
+        recover_since=StreamPosition(3, "e"),
+        override={"presence": False, "join_leave": True},
     )
     assert parse_api_command("unsubscribe", {"user": "u", "channel": "c", "session": "s"}) == (
-        UnsubscribeCommand("u", "c", session="s")
+        UnsubscribeUser("u", "c", session="s")
     )
     disconnect = {"user": "u", "whitelist": ["a"], "disconnect": {"code": 4000, "reason": "r"}}
     assert parse_api_command("disconnect", disconnect) == DisconnectCommand("u", "", "", ("a",), 4000, "r")
     assert parse_api_command("disconnect", {"user": "u"}) == DisconnectCommand("u")
-    assert parse_api_command("refresh", {"user": "u", "expire_at": 99}) == RefreshCommand("u", expire_at=99)
+    assert parse_api_command("refresh", {"user": "u", "expire_at": 99}) == RefreshUser("u", expire_at=99)
 
 
 def test_history_channels_info_and_batch_parse() -> None:

@@ -30,6 +30,7 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -78,27 +79,18 @@ def _limit_key(kind: str, value: str) -> str:
     return f"{kind}:" + hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()[:32]
 
 
+@dataclass(eq=False)
 class Accounts:
-    def __init__(
-        self,
-        settings: AccountsSettings,
-        *,
-        users: UserStore,
-        refresh_tokens: RefreshTokenStore,
-        hasher: PasswordHasher,
-        issuer: TokenIssuer,
-        limiter: RateLimiter,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.users = users
-        self.refresh_tokens = refresh_tokens
-        self.hasher = hasher
-        self.issuer = issuer
-        self.limiter = limiter
-        self._clock = clock
-        self._next_purge = 0.0
-        self._tokens_ready = False
+    settings: AccountsSettings
+    _: KW_ONLY
+    users: UserStore
+    refresh_tokens: RefreshTokenStore
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+    limiter: RateLimiter
+    clock: Callable[[], float] = time.time
+    _next_purge: float = field(default=0.0, init=False)
+    _tokens_ready: bool = field(default=False, init=False)
 
     async def start(self) -> None:
         """Start the hasher (its dummy hash), the limiter and (if reachable now) the token store.
@@ -224,7 +216,7 @@ class Accounts:
         self, user: str, channel: str, *, data: JSON, not_after: int | None
     ) -> tuple[str, int]:
         """Sign a subscription token, expiring no later than ``not_after`` (the connection's expiry)."""
-        now = int(self._clock())
+        now = int(self.clock())
         expires_at = now + self.settings.token_ttl_s
         if not_after is not None:
             if not_after <= now:
@@ -242,7 +234,7 @@ class Accounts:
         return self.refresh_tokens
 
     def _now(self) -> datetime:
-        return from_millis(int(self._clock() * 1000))
+        return from_millis(int(self.clock() * 1000))
 
     @staticmethod
     def _checked_hash(refresh_token: str) -> str:
@@ -278,7 +270,7 @@ class Accounts:
             logger.warning("rate limiter unavailable; attempt not given back")
 
     async def _issue(self, account: Account, *, family: str | None = None) -> IssuedTokens:
-        now_s = self._clock()
+        now_s = self.clock()
         now = from_millis(int(now_s * 1000))
         refresh_token = secrets.token_urlsafe(32)
         refresh_expires = now + timedelta(seconds=self.settings.refresh_token_ttl_s)

@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final, TypeAlias
 
 import aiohttp
@@ -58,30 +58,23 @@ class Jwk:
     """The JWK's ``alg`` when it names one; a token must then use exactly that algorithm."""
 
 
+@dataclass(eq=False)
 class JwksKeySet:
     """The keys published at one JWKS URL, by ``kid`` (see the module docstring)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        refresh_interval_s: float = 300.0,
-        min_refresh_interval_s: float = 5.0,
-        timeout_s: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.url = url
-        self._refresh_interval_s = refresh_interval_s
-        self._min_refresh_interval_s = min_refresh_interval_s
-        self._timeout_s = timeout_s
-        self._clock = clock
-        self._keys: Mapping[str, Jwk] = {}
-        self._fetch: asyncio.Task[None] | None = None
-        self._last_fetch_started = -float("inf")
-        self._last_fetch_failed = False
-        self._loop_task: asyncio.Task[None] | None = None
-        self.fetches = 0
-        """How many fetches were started (for tests and metrics)."""
+    url: str
+    _: KW_ONLY
+    refresh_interval_s: float = 300.0
+    min_refresh_interval_s: float = 5.0
+    timeout_s: float = 2.0
+    clock: Callable[[], float] = time.monotonic
+    fetches: int = field(default=0, init=False)
+    """How many fetches were started (for tests and metrics)."""
+    _keys: Mapping[str, Jwk] = field(default_factory=dict, init=False)
+    _fetch: asyncio.Task[None] | None = field(default=None, init=False)
+    _last_fetch_started: float = field(default=-float("inf"), init=False)
+    _last_fetch_failed: bool = field(default=False, init=False)
+    _loop_task: asyncio.Task[None] | None = field(default=None, init=False)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,7 +105,7 @@ class JwksKeySet:
         jwk = self._keys.get(kid)
         if jwk is not None:
             return jwk
-        recently = self._clock() - self._last_fetch_started < self._min_refresh_interval_s
+        recently = self.clock() - self._last_fetch_started < self.min_refresh_interval_s
         if self._fetch is None and recently:
             if self._last_fetch_failed:
                 raise KeysUnavailable("token keys cannot be fetched")
@@ -127,7 +120,7 @@ class JwksKeySet:
         """Fetch the set now, or wait for the fetch already under way; ``KeysUnavailable`` if it fails."""
         fetch = self._fetch
         if fetch is None:
-            self._last_fetch_started = self._clock()
+            self._last_fetch_started = self.clock()
             self.fetches += 1
             fetch = self._fetch = asyncio.create_task(self._fetch_once(), name="jwks-fetch")
             fetch.add_done_callback(self._fetch_done)
@@ -152,10 +145,10 @@ class JwksKeySet:
             except Exception as exc:
                 if not isinstance(exc, KeysUnavailable):
                     logger.exception("jwks refresh failed", extra={"url": self.url})
-                delay = min(backoff, self._refresh_interval_s) * random.uniform(0.5, 1.0)  # noqa: S311
+                delay = min(backoff, self.refresh_interval_s) * random.uniform(0.5, 1.0)  # noqa: S311
                 backoff = min(backoff * 2, _BACKOFF_CAP_S)
             else:
-                delay = self._refresh_interval_s
+                delay = self.refresh_interval_s
                 backoff = _BACKOFF_START_S
             await asyncio.sleep(delay)
 
@@ -178,7 +171,7 @@ class JwksKeySet:
 
     async def _download(self) -> bytes:
         async with (
-            asyncio.timeout(self._timeout_s),
+            asyncio.timeout(self.timeout_s),
             aiohttp.ClientSession() as session,
             session.get(self.url, allow_redirects=False) as response,
         ):

@@ -4,6 +4,11 @@ The server API has Centrifugo's shape: ``POST /api/<method>`` with the method's 
 object. A body that cannot be read as the method's request (a missing field, a wrong type) raises
 ``ApiRequestInvalid`` with a message that names the field, which the HTTP edge answers with 400.
 Unknown fields are ignored, as Centrifugo does. Pure code: no I/O.
+
+``subscribe``, ``unsubscribe`` and ``refresh`` parse into the node-level control messages they
+become (``SubscribeUser``...), with ``origin`` left empty: the node that sends one fills it in.
+``disconnect`` keeps a command of its own, as its close code is optional here (the node's default
+applies) and it is checked and settled only when the node sends the control message.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from wirehub.types import JSON, StreamPosition
+from wirehub.types import JSON, RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
 
 __all__ = [
     "ApiCommand",
@@ -27,9 +32,6 @@ __all__ = [
     "PresenceCommand",
     "PresenceStatsCommand",
     "PublishCommand",
-    "RefreshCommand",
-    "SubscribeCommand",
-    "UnsubscribeCommand",
     "parse_api_command",
 ]
 
@@ -57,26 +59,6 @@ class BroadcastCommand:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscribeCommand:
-    user: str
-    channel: str
-    client: str = ""
-    session: str = ""
-    info: JSON = None
-    data: JSON = None
-    recover_since: StreamPosition | None = None
-    override: Mapping[str, bool] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class UnsubscribeCommand:
-    user: str
-    channel: str
-    client: str = ""
-    session: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class DisconnectCommand:
     user: str
     client: str = ""
@@ -84,15 +66,6 @@ class DisconnectCommand:
     whitelist: tuple[str, ...] = ()
     code: int | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshCommand:
-    user: str
-    client: str = ""
-    session: str = ""
-    expired: bool = False
-    expire_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +111,10 @@ class BatchCommand:
 ApiCommand: TypeAlias = (
     PublishCommand
     | BroadcastCommand
-    | SubscribeCommand
-    | UnsubscribeCommand
+    | SubscribeUser
+    | UnsubscribeUser
     | DisconnectCommand
-    | RefreshCommand
+    | RefreshUser
     | PresenceCommand
     | PresenceStatsCommand
     | HistoryCommand
@@ -261,7 +234,7 @@ def _publication(f: _Fields) -> tuple[JSON, dict[str, str], str, bool]:
     return f.json("data", required=True), f.tags("tags"), f.text("idempotency_key"), f.flag("skip_history")
 
 
-def _subscribe(f: _Fields) -> SubscribeCommand:
+def _subscribe(f: _Fields) -> SubscribeUser:
     f.no_binary("b64info", "b64data")
     override: dict[str, bool] = {}
     options = f.nested("override")
@@ -270,7 +243,7 @@ def _subscribe(f: _Fields) -> SubscribeCommand:
             wrapped = options.nested(name)
             if wrapped is not None:
                 override[name] = wrapped.flag("value")
-    return SubscribeCommand(
+    return SubscribeUser(
         user=f.text("user", required=True),
         channel=f.text("channel", required=True),
         client=f.text("client"),
@@ -299,8 +272,8 @@ def _disconnect(f: _Fields) -> DisconnectCommand:
     )
 
 
-def _refresh(f: _Fields) -> RefreshCommand:
-    return RefreshCommand(
+def _refresh(f: _Fields) -> RefreshUser:
+    return RefreshUser(
         user=f.text("user", required=True),
         client=f.text("client"),
         session=f.text("session"),
@@ -338,8 +311,11 @@ _PARSERS: dict[str, Callable[[_Fields], ApiCommand]] = {
     "publish": _publish,
     "broadcast": _broadcast,
     "subscribe": _subscribe,
-    "unsubscribe": lambda f: UnsubscribeCommand(
-        f.text("user", required=True), f.text("channel", required=True), f.text("client"), f.text("session")
+    "unsubscribe": lambda f: UnsubscribeUser(
+        user=f.text("user", required=True),
+        channel=f.text("channel", required=True),
+        client=f.text("client"),
+        session=f.text("session"),
     ),
     "disconnect": _disconnect,
     "refresh": _refresh,

@@ -43,13 +43,10 @@ from wirehub.protocol.server_api import (
     PresenceCommand,
     PresenceStatsCommand,
     PublishCommand,
-    RefreshCommand,
-    SubscribeCommand,
-    UnsubscribeCommand,
     parse_api_command,
 )
 from wirehub.server.http_body import BodyTimeoutError, BodyTooLargeError, InvalidJsonError, read_json
-from wirehub.types import JSON, WireDict
+from wirehub.types import JSON, RefreshUser, SubscribeUser, UnsubscribeUser, WireDict
 
 __all__ = ["ServerApiRoutes"]
 
@@ -158,7 +155,7 @@ class ServerApiRoutes:
                     _error(r) if isinstance(r, RequestError) else {"result": _published(r)} for r in results
                 ]
                 return {"responses": responses}
-            case SubscribeCommand():
+            case SubscribeUser():
                 return await _empty(
                     server.subscribe(
                         command.user,
@@ -171,7 +168,7 @@ class ServerApiRoutes:
                         override=command.override,
                     )
                 )
-            case UnsubscribeCommand():
+            case UnsubscribeUser():
                 return await _empty(
                     server.unsubscribe(
                         command.user, command.channel, client=command.client, session=command.session
@@ -188,7 +185,7 @@ class ServerApiRoutes:
                         reason=command.reason,
                     )
                 )
-            case RefreshCommand():
+            case RefreshUser():
                 return await _empty(
                     server.refresh(
                         command.user,

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from wirehub.broker.base import Broker
@@ -53,28 +54,20 @@ class _Survey:
             self.complete.set()
 
 
+@dataclass(eq=False)
 class Replicas:
-    def __init__(
-        self,
-        node_id: str,
-        broker: Broker,
-        answer: Answer,
-        *,
-        heartbeat_interval_s: float,
-        survey_timeout_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.node_id = node_id
-        self._broker = broker
-        self._answer = answer
-        self._interval_s = heartbeat_interval_s
-        self._timeout_s = survey_timeout_s
-        self._clock = clock
-        self._peers: dict[str, float] = {}
-        """Other nodes, by id, with when they were last heard of."""
-        self._surveys: dict[str, _Survey] = {}
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+    node_id: str
+    broker: Broker
+    answer: Answer
+    _: KW_ONLY
+    heartbeat_interval_s: float
+    survey_timeout_s: float
+    clock: Callable[[], float] = time.monotonic
+    _peers: dict[str, float] = field(default_factory=dict, init=False)
+    """Other nodes, by id, with when they were last heard of."""
+    _surveys: dict[str, _Survey] = field(default_factory=dict, init=False)
+    _heartbeat: asyncio.Task[None] | None = field(default=None, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     async def start(self) -> None:
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
@@ -86,11 +79,11 @@ class Replicas:
         # A goodbye spares the others a survey timeout; a node that crashes cannot say it.
         with contextlib.suppress(BrokerUnavailable, TimeoutError):
             async with asyncio.timeout(1.0):
-                await self._broker.publish_control(NodeGone(self.node_id))
+                await self.broker.publish_control(NodeGone(self.node_id))
 
     def peers(self) -> list[str]:
         """The other nodes heard of recently enough to count as alive."""
-        oldest = self._clock() - MISSED_HEARTBEATS * self._interval_s
+        oldest = self.clock() - MISSED_HEARTBEATS * self.heartbeat_interval_s
         for node in [node for node, seen in self._peers.items() if seen < oldest]:
             del self._peers[node]
         return list(self._peers)
@@ -105,10 +98,10 @@ class Replicas:
         pending = _Survey(set(self.peers()))
         self._surveys[survey_id] = pending
         try:
-            await self._broker.publish_control(Survey(self.node_id, survey_id, op, args))
-            pending.add(self.node_id, self._answer(op, args))
+            await self.broker.publish_control(Survey(self.node_id, survey_id, op, args))
+            pending.add(self.node_id, self.answer(op, args))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._timeout_s):
+                async with asyncio.timeout(self.survey_timeout_s):
                     await pending.complete.wait()
             if pending.waiting_for:
                 logger.warning("survey incomplete", extra={"op": op, "missing": sorted(pending.waiting_for)})
@@ -120,19 +113,19 @@ class Replicas:
         """A control message about nodes (any other kind is ignored); never this node's own."""
         match message:
             case NodeAlive(origin=origin, hello=hello):
-                self._peers[origin] = self._clock()
+                self._peers[origin] = self.clock()
                 if hello:
-                    self._spawn(self._broker.publish_control(NodeAlive(self.node_id)))
+                    self._spawn(self.broker.publish_control(NodeAlive(self.node_id)))
             case NodeGone(origin=origin):
                 self._peers.pop(origin, None)
             case Survey(origin=origin, id=survey_id, op=op, args=args):
-                self._peers[origin] = self._clock()
-                payload = self._answer(op, args)
+                self._peers[origin] = self.clock()
+                payload = self.answer(op, args)
                 self._spawn(
-                    self._broker.publish_control(SurveyReply(self.node_id, survey_id, origin, payload))
+                    self.broker.publish_control(SurveyReply(self.node_id, survey_id, origin, payload))
                 )
             case SurveyReply(origin=origin, id=survey_id, to=to, payload=payload):
-                self._peers[origin] = self._clock()
+                self._peers[origin] = self.clock()
                 pending = self._surveys.get(survey_id)
                 if to == self.node_id and pending is not None:
                     pending.add(origin, payload)
@@ -141,11 +134,11 @@ class Replicas:
         hello = True
         while True:
             try:
-                await self._broker.publish_control(NodeAlive(self.node_id, hello=hello))
+                await self.broker.publish_control(NodeAlive(self.node_id, hello=hello))
                 hello = False
             except BrokerUnavailable:
                 logger.debug("node heartbeat skipped: broker unavailable")
-            await asyncio.sleep(self._interval_s)
+            await asyncio.sleep(self.heartbeat_interval_s)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from wirehub.config import StoreSettings
 from wirehub.errors import StoreUnavailable
 from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE
 from wirehub.storage.batch import AppendBatch
@@ -171,15 +172,11 @@ class SqliteStore:
         self.users = SqliteUserStore(self, clock=clock)
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        clock: Callable[[], float] = time.time,
-        idempotency_window_s: float = DEFAULT_IDEMPOTENCY_WINDOW_S,
-    ) -> SqliteStore:
-        """``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or ``memory://``."""
-        return cls(_path_from_url(url), clock=clock, idempotency_window_s=idempotency_window_s)
+    def from_settings(cls, settings: StoreSettings, *, clock: Callable[[], float] = time.time) -> SqliteStore:
+        """The store at ``store.url``: ``sqlite:///rel.db``, ``sqlite:////abs/path.db`` or ``memory://``."""
+        return cls(
+            _path_from_url(settings.url), clock=clock, idempotency_window_s=settings.idempotency_window_s
+        )
 
     @property
     def path(self) -> str:
