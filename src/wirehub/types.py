@@ -9,6 +9,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+__all__ = [
+    "JSON",
+    "Appended",
+    "BrokerMessage",
+    "ClientInfo",
+    "ControlMessage",
+    "DisconnectUser",
+    "HistoryLimits",
+    "HistoryPage",
+    "Join",
+    "Leave",
+    "NewPublication",
+    "NodeAlive",
+    "NodeGone",
+    "PresenceStats",
+    "Publication",
+    "RefreshUser",
+    "StreamPosition",
+    "SubscribeUser",
+    "Survey",
+    "SurveyReply",
+    "UnsubscribeUser",
+    "User",
+    "WireDict",
+]
+
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 """Any JSON value: what clients publish and what handlers return."""
 

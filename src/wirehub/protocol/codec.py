@@ -18,6 +18,18 @@ from wirehub.errors import DisconnectBadRequest, ErrorReply
 from wirehub.protocol.frames import Command, Refused, parse_command
 from wirehub.types import JSON, WireDict
 
+__all__ = [
+    "COMMAND_LEVELS",
+    "MAX_FRAME_DEPTH",
+    "MAX_JSON_DEPTH",
+    "PING",
+    "decode_frame",
+    "encode",
+    "encode_error",
+    "encode_push",
+    "encode_reply",
+]
+
 PING = b"{}"
 
 MAX_JSON_DEPTH = 64

@@ -14,6 +14,28 @@ from typing import Any, TypeAlias
 from wirehub.errors import DisconnectBadRequest
 from wirehub.types import JSON
 
+__all__ = [
+    "MAX_UINT32",
+    "MAX_UINT64",
+    "Command",
+    "ConnectRequest",
+    "HistoryRequest",
+    "Pong",
+    "PresenceRequest",
+    "PresenceStatsRequest",
+    "PublishRequest",
+    "RefreshRequest",
+    "Refused",
+    "Request",
+    "RpcRequest",
+    "SendRequest",
+    "SubRefreshRequest",
+    "SubscribeRequest",
+    "UnknownMethod",
+    "UnsubscribeRequest",
+    "parse_command",
+]
+
 MAX_UINT32 = 2**32 - 1
 MAX_UINT64 = 2**64 - 1
 

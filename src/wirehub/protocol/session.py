@@ -10,6 +10,11 @@ import enum
 from wirehub.errors import DisconnectBadRequest
 from wirehub.protocol.frames import Command, ConnectRequest, Pong, Refused
 
+__all__ = [
+    "Session",
+    "State",
+]
+
 
 class State(enum.Enum):
     CONNECTING = "connecting"
