@@ -5,7 +5,8 @@
 //   node loadgen.js --scenario fanout --url ws://127.0.0.1:PORT/connection/websocket \
 //                   --protocol wirehub --server-pid PID [options]   (token in WIREHUB_BENCH_TOKEN)
 //
-// Scenarios (lib/scenarios/): fanout, rooms, idle. Protocols (lib/protocols.js): wirehub, bare.
+// Scenarios (lib/scenarios/): fanout, rooms, idle. Protocols (lib/protocols.js): wirehub, bare,
+// socketio. The baseline servers in servers/ (ws_rooms.js, socketio_rooms.js) use the same packages.
 // Options and defaults: lib/args.js. Traffic goes to loopback addresses only; every phase is
 // bounded in count and time, and --timeout-s bounds the whole run. The suite (bench/suite) runs
 // this for every server and aggregates the results.

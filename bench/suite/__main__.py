@@ -88,11 +88,31 @@ def console_table(summaries: list[ScenarioSummary]) -> str:
             goal = "" if c.goal is None else f"  (target <= {c.goal:g}: {verdict})"
             if c.floor is not None:
                 goal = f"  ({c.subject_median or 0:,.0f}{c.figure.unit}, target >= {c.floor:,.0f}: {verdict})"
+            lost = sum(s.lost[t.key] for t in s.scenario.compared)
             lines.append(
                 f"{s.scenario.name:<11} {c.subject.label:<38} {c.figure.label} ratio {ratio}{goal},"
-                f" lost {sum(s.lost.values())}"
+                f" lost {lost}"
             )
+        for c in s.beside:
+            if c.extra_baseline is not None and c.baseline_median is not None:
+                ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}"
+                label = f"{c.subject.label} / {c.extra_baseline.label}"
+                lines.append(
+                    f"{s.scenario.name:<11} {label:<38} {c.figure.label} ratio {ratio},"
+                    f" lost {s.lost[c.extra_baseline.key]}"
+                )
     return "\n".join(lines)
+
+
+def unavailable_targets(scenarios: list[Scenario]) -> frozenset[str]:
+    """Keys of the servers that cannot run here; a note for each."""
+    skip = set()
+    for target in dict.fromkeys(t for scenario in scenarios for t in scenario.targets):
+        reason = target.unavailable()
+        if reason is not None:
+            print(f"note: {target.label} left out: {reason}", flush=True)
+            skip.add(target.key)
+    return frozenset(skip)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     generator.ensure_installed()
     workroot = Path(tempfile.mkdtemp(prefix="wirehub-suite-"))
     print(f"server logs and databases under {workroot}", flush=True)
-    plan = Plan(reps=args.reps, quick=args.quick, noisy_retries=args.noisy_retries, workroot=workroot)
+    plan = Plan(
+        reps=args.reps,
+        quick=args.quick,
+        noisy_retries=args.noisy_retries,
+        workroot=workroot,
+        skip=unavailable_targets(scenarios),
+    )
     measured_on = machine.describe(generator.versions())  # before the run: the commit measured
 
     started = time.monotonic()

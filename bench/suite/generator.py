@@ -12,12 +12,10 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
-from bench.suite.servers import Server, Target, WirehubServer
+from bench.suite.servers import NODE_DIR, Server, Target, WirehubServer
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 STAMP = NODE_DIR / "node_modules" / ".installed-from-lock"
 GENERATOR_TIMEOUT_S = 150.0
 """The generator's --timeout-s: no run of the default sizes comes near it."""
@@ -46,11 +44,16 @@ def ensure_installed() -> None:
     STAMP.write_text(digest + "\n")
 
 
+def package_version(name: str) -> str | None:
+    manifest = NODE_DIR / "node_modules" / name / "package.json"
+    return str(json.loads(manifest.read_text())["version"]) if manifest.exists() else None
+
+
 def versions() -> dict[str, str]:
-    """Node's version and the installed ``ws`` package's, for the report."""
+    """Node's version and the installed ``ws`` and ``socket.io`` packages', for the report."""
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)  # noqa: S607
-    ws = json.loads((NODE_DIR / "node_modules" / "ws" / "package.json").read_text())
-    return {"node": node.stdout.strip(), "ws": str(ws["version"])}
+    found = {name: package_version(name) for name in ("ws", "socket.io")}
+    return {"node": node.stdout.strip(), **{name: v for name, v in found.items() if v is not None}}
 
 
 async def run_generator(target: Target, server: Server, options: dict[str, str | float]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def goal_cell(comparison: Comparison) -> str:
 def losses(summary: ScenarioSummary) -> str:
     """``baseline / subject…`` lost deliveries, with duplicates if there were any."""
     cells = []
-    for target in summary.scenario.targets:
+    for target in summary.scenario.compared:
         cell = str(summary.lost[target.key])
         if summary.duplicates[target.key]:
             cell += f" (+{summary.duplicates[target.key]} dup)"
@@ -85,6 +85,40 @@ def comparison_table(summaries: list[ScenarioSummary], baseline: str, subject: s
     return lines
 
 
+def beside_table(summaries: list[ScenarioSummary]) -> list[str]:
+    """The headline of each scenario on every server: its baseline, the extra baselines, the subject."""
+    extras = list(dict.fromkeys(t for s in summaries for t in s.scenario.extra_baselines))
+    baseline = summaries[0].scenario.baseline.label
+    lines = [
+        f"| scenario | figure | {baseline} | "
+        + " | ".join(t.label for t in extras)
+        + " | wirehub | "
+        + " | ".join(f"wirehub ÷ {t.label}" for t in extras)
+        + " | lost ("
+        + " / ".join(t.label for t in extras)
+        + ") |",
+        "|---|---|" + "---:|" * (2 + 2 * len(extras)) + "---|",
+    ]
+    for s in summaries:
+        own = {c.subject.key: c for c in s.headlines}
+        for subject in s.scenario.subjects:
+            by_extra = {c.extra_baseline: c for c in s.beside if c.subject == subject}
+            figure = s.scenario.headline
+            unit = figure.unit if figure.unit.startswith("/") else f" ({figure.unit})"
+            digits = figure.digits
+            cells = [
+                f"`{s.scenario.name}`",
+                f"{figure.label}{unit}",
+                number(own[subject.key].baseline_median, digits),
+                *(number(by_extra[t].baseline_median if t in by_extra else None, digits) for t in extras),
+                number(own[subject.key].subject_median, digits),
+                *(f"**{number(by_extra[t].ratio if t in by_extra else None, 2)}**" for t in extras),
+                " / ".join(str(s.lost.get(t.key, 0)) for t in extras),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def noise_table(summaries: list[ScenarioSummary]) -> list[str]:
     lines = [
         "| scenario | repetitions | measured again (noisy) | kept although noisy"
@@ -130,10 +164,12 @@ def saturation_lines(summaries: list[ScenarioSummary]) -> list[str]:
 def render(summaries: list[ScenarioSummary], context: Context) -> str:
     against_bare = [s for s in summaries if s.scenario.baseline.key == "bare"]
     against_wirehub = [s for s in summaries if s.scenario.baseline.key == "wirehub"]
+    with_extras = [s for s in summaries if any(c.baseline_median is not None for c in s.beside)]
     out = [
         "# Performance",
         "",
-        "wirehub beside a bare `websockets` broadcast server, driven by the same load generator in the",
+        "wirehub beside a bare `websockets` broadcast server and two Node room servers (`ws` and",
+        "Socket.IO), driven by the same load generator in the",
         f"same run. Written by `{context.command}` on {context.date} ({context.reps} repetitions,",
         f"{context.duration_min:.0f} minutes); do not edit by hand: run the suite again.",
         "How the suite works and what each figure means: `bench/README.md`, section *The benchmark suite*.",
@@ -148,6 +184,19 @@ def render(summaries: list[ScenarioSummary], context: Context) -> str:
         "",
         *comparison_table(against_bare, "bare websockets", "wirehub"),
     ]
+    if with_extras:
+        extras = " and ".join(dict.fromkeys(t.label for s in with_extras for t in s.scenario.extra_baselines))
+        out += [
+            "",
+            f"## wirehub against {extras}",
+            "",
+            "The headline figures again, with the Node baselines measured in the same repetitions:",
+            "rooms on the npm `ws` package (the bare server's protocol) and on Socket.IO 4 (WebSocket",
+            "transport only). *wirehub ÷ X* reads as the ratio above; the project sets no target",
+            "against them. What each one does: `bench/README.md`, section *The Node baselines*.",
+            "",
+            *beside_table(with_extras),
+        ]
     saturated = saturation_lines(summaries)
     if saturated:
         out += ["", *saturated]

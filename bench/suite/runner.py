@@ -26,6 +26,8 @@ class Plan:
     quick: bool
     noisy_retries: int
     workroot: Path
+    skip: frozenset[str] = frozenset()
+    """Keys of targets that cannot run here (``Target.unavailable``): left out of every scenario."""
 
 
 async def measure(
@@ -57,8 +59,9 @@ async def run_scenario(
     scenario: Scenario, plan: Plan, ports: PortAllocator, log: Callable[[str], None]
 ) -> list[Run]:
     runs: list[Run] = []
+    targets = tuple(target for target in scenario.targets if target.key not in plan.skip)
     for rep in range(plan.reps):
-        order = scenario.targets if rep % 2 == 0 else tuple(reversed(scenario.targets))
+        order = targets if rep % 2 == 0 else tuple(reversed(targets))
         for attempt in range(plan.noisy_retries + 1):
             batch = []
             for target in order:

@@ -2,6 +2,8 @@
 
 Each scenario compares ``subjects`` with a ``baseline`` measured in the same run: wirehub with
 the bare ``websockets`` server, or (``history``) wirehub with a store against wirehub without.
+The scenarios against bare websockets also measure ``extra_baselines``, the Node ``ws`` and
+Socket.IO room servers: reported beside, while the project's targets stay ratios to ``baseline``.
 The sizes are the project's reference sizes; ``--quick`` shrinks them to check the suite itself.
 """
 
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from bench.suite.servers import Store, Target
 
 BARE = Target("bare", "bare websockets", protocol="bare")
+NODE_WS = Target("node-ws", "Node ws", protocol="bare")
+SOCKETIO = Target("socketio", "Socket.IO", protocol="socketio")
+NODE_BASELINES = (NODE_WS, SOCKETIO)
 WIREHUB = Target("wirehub", "wirehub", protocol="wirehub")
 WIREHUB_SQLITE_HISTORY = Target(
     "wirehub-sqlite", "wirehub, history on SQLite", "wirehub", "hist", Store.SQLITE
@@ -60,6 +65,9 @@ class Scenario:
     """The project's target for subject / baseline of the headline figure (at most this)."""
     floor: tuple[str, float] | None = None
     """An absolute target instead: the headline of this subject (its key) is at least this."""
+    extra_baselines: tuple[Target, ...] = ()
+    """Further baselines measured in the same repetitions; the subjects' headline is reported
+    against each of them too, with no target."""
 
     @property
     def burst_sensitive(self) -> bool:
@@ -67,8 +75,14 @@ class Scenario:
         return self.headline.key.startswith("latency.")
 
     @property
-    def targets(self) -> tuple[Target, ...]:
+    def compared(self) -> tuple[Target, ...]:
+        """The baseline and the subjects: what the ratios and targets are about."""
         return (self.baseline, *self.subjects)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every server the scenario measures."""
+        return (*self.compared, *self.extra_baselines)
 
     @property
     def figures(self) -> tuple[Figure, ...]:
@@ -92,6 +106,7 @@ SCENARIOS = (
         headline=CPU_PER_DELIVERY,
         details=(DELIVERIES_PER_S, P50, P99, SERVER_BUSY),
         goal=0.4,
+        extra_baselines=NODE_BASELINES,
     ),
     Scenario(
         "latency-40",
@@ -101,6 +116,7 @@ SCENARIOS = (
         headline=P99,
         details=(P50, DELIVERIES_PER_S, CPU_PER_DELIVERY, SERVER_BUSY),
         goal=1.1,
+        extra_baselines=NODE_BASELINES,
     ),
     Scenario(
         "latency-5",
@@ -109,6 +125,7 @@ SCENARIOS = (
         {"subscribers": 200, "messages": 15},
         headline=P99,
         details=(P50, DELIVERIES_PER_S, CPU_PER_DELIVERY, SERVER_BUSY),
+        extra_baselines=NODE_BASELINES,
     ),
     Scenario(
         "rooms",
@@ -118,6 +135,7 @@ SCENARIOS = (
         headline=CPU_PER_DELIVERY,
         details=(DELIVERIES_PER_S, P50, P99, SERVER_BUSY),
         goal=0.8,
+        extra_baselines=NODE_BASELINES,
     ),
     Scenario(
         "idle",
@@ -127,6 +145,7 @@ SCENARIOS = (
         headline=KIB_PER_CONNECTION,
         details=(CPU_PER_CONNECTION,),
         goal=1.1,
+        extra_baselines=NODE_BASELINES,
     ),
     Scenario(
         "history",

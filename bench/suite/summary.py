@@ -1,4 +1,7 @@
-"""Medians over the kept repetitions, ratios subject / baseline, losses, problems and noise."""
+"""Medians over the kept repetitions, ratios subject / baseline, losses, problems and noise.
+
+The subjects' headline is also compared with each of a scenario's extra baselines (``beside``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ class Comparison:
     """The project's target for the ratio (headline figures only)."""
     floor: float | None = None
     """Or an absolute target: the subject's median is at least this (headline figures only)."""
+    extra_baseline: Target | None = None
+    """The baseline, when it is one of the scenario's extra baselines rather than its own."""
 
     @property
     def ratio(self) -> float | None:
@@ -41,6 +46,8 @@ class ScenarioSummary:
     scenario: Scenario
     comparisons: tuple[Comparison, ...]
     """Per subject: the headline figure first, then the details."""
+    beside: tuple[Comparison, ...]
+    """Per subject and extra baseline: the headline figure, with no target."""
     reps: int
     lost: dict[str, int]
     """Target key -> deliveries lost over the kept repetitions."""
@@ -97,12 +104,25 @@ def summarize(scenario: Scenario, runs: list[Run]) -> ScenarioSummary:
         for subject in scenario.subjects
         for figure in scenario.figures
     )
+    beside = tuple(
+        Comparison(
+            figure=scenario.headline,
+            subject=subject,
+            baseline_median=median_of(extra, scenario.headline),
+            subject_median=median_of(subject, scenario.headline),
+            goal=None,
+            extra_baseline=extra,
+        )
+        for subject in scenario.subjects
+        for extra in scenario.extra_baselines
+    )
     keys = [target.key for target in scenario.targets]
     reps_kept = {run.rep for run in kept}
     noisy_reps = {run.rep for run in kept if run.noisy(burst_sensitive=scenario.burst_sensitive)}
     return ScenarioSummary(
         scenario=scenario,
         comparisons=comparisons,
+        beside=beside,
         reps=len(reps_kept),
         lost={key: sum(run.lost for run in kept if run.target == key) for key in keys},
         duplicates={key: sum(run.duplicates for run in kept if run.target == key) for key in keys},

@@ -5,8 +5,8 @@
 const DEFAULTS = {
   scenario: 'fanout', // fanout | rooms | idle
   url: '', // ws://127.0.0.1:PORT/...; loopback only
-  protocol: 'wirehub', // wirehub | bare
-  namespace: 'bench', // wirehub channels are "<namespace>:<room>"; the bare server has none
+  protocol: 'wirehub', // wirehub | bare | socketio
+  namespace: 'bench', // wirehub channels are "<namespace>:<room>"; the baselines have none
   serverPid: 0, // /proc figures of this process (CPU, RSS)
   auxPids: '', // comma-separated: other processes of the system under test (a store), CPU only
   subscribers: 1000, // fanout

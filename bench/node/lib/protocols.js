@@ -1,5 +1,5 @@
 'use strict';
-// The two protocols the generator speaks. Each has the same four operations, so that a scenario
+// The three protocols the generator speaks. Each has the same four operations, so that a scenario
 // drives wirehub and a baseline server with exactly the same client logic:
 //   hello(conn)                  after the WebSocket handshake: authenticate and join conn.room
 //   receive(conn, buf)           one text frame; calls conn.joined(), conn.payload(buf, start),
@@ -88,12 +88,48 @@ function bare() {
   };
 }
 
+// Socket.IO v5 over Engine.IO v4, WebSocket transport only (bench/node/servers/socketio_rooms.js),
+// one packet per text frame; the URL is ws://HOST:PORT/socket.io/?EIO=4&transport=websocket.
+//   <- 0{"sid":...}               Engine.IO open            -> 40 (Socket.IO connect to "/")
+//   <- 40{"sid":...}              connected to "/"          -> 42["join","ROOM"]
+//   <- 42["joined","ROOM"]        in the room
+//   <- 42["m",PAYLOAD]            a publication; PAYLOAD is the JSON object makePayload wrote,
+//                                 parsed and encoded again by the server (same keys, same order)
+//   <- 2                          Engine.IO ping            -> 3 (pong)
+//   publish: 42["pub","ROOM",PAYLOAD]
+function socketio() {
+  const MESSAGE = Buffer.from('42["m",');
+  const JOINED = Buffer.from('42["joined",');
+  const CONNECTED = Buffer.from('40');
+  const OPEN = 0x30; // "0"
+  const PING = 0x32; // "2"
+  return {
+    name: 'socketio',
+    channel: (room) => room,
+    hello() {}, // the server speaks first: its open packet
+    receive(conn, buf) {
+      if (startsWith(buf, 0, MESSAGE)) conn.payload(buf, MESSAGE.length);
+      else if (buf.length === 1 && buf[0] === PING) conn.send('3');
+      else if (startsWith(buf, 0, JOINED)) conn.joined();
+      else if (buf[0] === OPEN) conn.send('40');
+      else if (startsWith(buf, 0, CONNECTED)) {
+        if (conn.room === null) conn.joined();
+        else conn.send(`42${JSON.stringify(['join', conn.room])}`);
+      } else conn.failed(`unexpected Socket.IO packet: ${buf.toString('utf8', 0, Math.min(buf.length, 80))}`);
+    },
+    publish(conn, room, payload) {
+      conn.send(`42["pub",${JSON.stringify(room)},${payload}]`);
+    },
+  };
+}
+
 function makeProtocol(name, namespace, token) {
   if (name === 'wirehub') {
     if (!token) throw new Error('the wirehub protocol needs a token in WIREHUB_BENCH_TOKEN');
     return wirehub(namespace, token);
   }
   if (name === 'bare') return bare();
+  if (name === 'socketio') return socketio();
   throw new Error(`unknown protocol ${name}`);
 }
 
