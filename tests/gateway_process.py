@@ -66,6 +66,10 @@ class GatewayProcess:
             # Every test client comes from one address, faster than a real client would: the
             # per-address handshake limit is off unless a test turns it on (test_admission.py).
             WIREHUB_CLIENT_CONNECTION_RATE_PER_ADDRESS_PER_S="0",
+            # Test accounts protect nothing: bcrypt at its cheapest. At the default cost (12,
+            # checked in tests/unit/test_accounts.py) the dummy hash every start-up computes
+            # takes a quarter of a CPU second, which the gateways of the suite pay a hundred times.
+            WIREHUB_ACCOUNTS_BCRYPT_COST="4",
             PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent), env.get("PYTHONPATH", "")]),
         )
         env.update(self.env)
