@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, warm_pythons
 from tests.helpers import Gateways
 from tests.mongo_helpers import database_url, drop_database
 from tests.services import MongoStandIn, RedisClusterServers, RedisServer
@@ -44,6 +44,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("real_mongodb") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_pythons() -> Iterator[None]:
+    """Gateways of this run start from warm processes (``tests.gateway_process.WarmPythons``);
+    the spares left are ended when the run ends."""
+    warm_pythons.enabled = True
+    yield
+    warm_pythons.close()
 
 
 @pytest.fixture
