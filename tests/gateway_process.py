@@ -6,8 +6,9 @@ deadline, never on a sleep. Its log goes to a file that a failing test can show.
 Each gateway is a process of its own running ``wirehub.cli.main``, as ``python -m wirehub.cli
 serve`` does. In a test run (``tests/conftest.py`` turns ``warm_pythons`` on) the imports come
 first: the process is one of the ``WarmPythons`` that imported ``wirehub.cli`` while the tests
-did something else, and is then told which gateway to be (``tests/warm_gateway.py``). Elsewhere
-(the benchmarks), and for a subclass that changes ``command()``, the command itself is run.
+did something else, and is then told which command to run (``tests/warm_gateway.py``; the CLI
+tests' ``run_cli`` uses them too). Elsewhere (the benchmarks), and for a subclass that changes
+``command()``, the command itself is run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,57 +46,85 @@ def _base_env() -> dict[str, str]:
 
 
 class WarmPythons:
-    """Python processes that have imported ``wirehub.cli`` and wait on stdin to become a gateway.
+    """Python processes that have imported ``wirehub.cli`` and wait on stdin for a command to run.
 
-    ``take()`` hands one out and starts another, so that the next gateway finds one ready. A
-    spare's own output (only ever an import error) goes to a file ``take()`` shows if it died.
+    ``launch()`` hands one out, tells it the command, and starts another, so that the next
+    command finds one ready. A spare's own output (only ever an import error) goes to a file
+    of its own, which ``launch()`` returns with the process.
     """
 
     def __init__(self, spares: int = 2) -> None:
         self.spares = spares
         self.enabled = False
-        """Whether gateways start from warm processes; the test run's conftest turns it on."""
+        """Whether commands run in warm processes; the test run's conftest turns it on."""
         self._ready: list[tuple[subprocess.Popen[bytes], Path]] = []
         self._dir: Path | None = None
+        self._spawned = 0
+        self._lock = threading.Lock()  # tests run the CLI from threads too
 
-    def take(self) -> tuple[subprocess.Popen[bytes], Path]:
-        """A warm process (perhaps still importing) and the file its import errors went to."""
-        if not self._ready:
-            self._spawn()
-        taken = self._ready.pop(0)
-        while len(self._ready) < self.spares:
-            self._spawn()
-        return taken
+    def launch(
+        self, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, stderr: Path
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Run ``wirehub ARGV`` in a warm process: the process (its stdout a pipe) and the file
+        its import errors went to."""
+        with self._lock:
+            if not self._ready:
+                self._spawn()
+            proc, import_errors = self._ready.pop(0)
+            while len(self._ready) < self.spares:
+                self._spawn()
+        spec = {"argv": list(argv), "env": dict(env), "cwd": str(cwd), "stderr": str(stderr)}
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(spec).encode() + b"\n")
+            proc.stdin.close()
+            proc.stdin = None  # told: nothing more to say to it
+        except BrokenPipeError:
+            proc.wait()
+            _close_pipes(proc)
+            raise RuntimeError(f"warm process died:\n{import_errors.read_text()}") from None
+        return proc, import_errors
+
+    def scratch(self, name: str) -> Path:
+        """A path of its own for ``name`` in the pool's folder, removed by ``close()``."""
+        with self._lock:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="wirehub-warm-"))
+            self._spawned += 1
+            return self._dir / f"{self._spawned}-{name}"
 
     def close(self) -> None:
         """End the spares (an empty line tells each to exit) and remove their files."""
-        self.enabled = False
-        for proc, _ in self._ready:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.close()
-                proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
-            assert proc.stdout is not None
-            proc.stdout.close()
-        self._ready.clear()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        with self._lock:
+            self.enabled = False
+            for proc, _ in self._ready:
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.close()
+                    proc.wait(10)
+                except (OSError, subprocess.TimeoutExpired):
+                    proc.kill()
+                    proc.wait()
+                _close_pipes(proc)
+            self._ready.clear()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
 
     def _spawn(self) -> None:
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="wirehub-warm-"))
-        errors = self._dir / f"warm{len(list(self._dir.iterdir()))}.log"
+        self._spawned += 1
+        errors = self._dir / f"{self._spawned}-warm.log"
+        # No PYTHONPATH: the import path is set from the command's own environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WIREHUB_") and k != "PYTHONPATH"}
         with errors.open("wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.warm_gateway"],
+            proc = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+                [sys.executable, str(Path(__file__).with_name("warm_gateway.py"))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env=_base_env(),
+                env=env,
                 cwd=REPOSITORY,
             )
         self._ready.append((proc, errors))
@@ -163,21 +193,10 @@ class GatewayProcess:
 
     async def start(self) -> None:
         if warm_pythons.enabled and type(self).command is GatewayProcess.command:
-            proc, import_errors = warm_pythons.take()
+            proc, import_errors = warm_pythons.launch(
+                self.arguments(), env=self.environment(), cwd=self.workdir, stderr=self.log_path
+            )
             self.proc = proc
-            spec = {
-                "argv": self.arguments(),
-                "env": self.environment(),
-                "cwd": str(self.workdir),
-                "log": str(self.log_path),
-            }
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(json.dumps(spec).encode() + b"\n")
-                proc.stdin.close()
-            except BrokenPipeError:
-                await self.kill()
-                raise RuntimeError(f"warm process died:\n{import_errors.read_text()}") from None
         else:
             import_errors = None
             with self.log_path.open("ab") as log:

@@ -1,12 +1,14 @@
-"""A Python process that has imported ``wirehub.cli`` and waits to be told which gateway to be.
+"""A Python process that has imported ``wirehub.cli`` and waits to be told which command to run.
 
-Run as ``python -m tests.warm_gateway`` by ``tests.gateway_process``, which keeps a few ready: a
-gateway then starts without first paying for Python's imports of the product and its libraries
-(a third of a CPU second, a hundred times a run). Told its command line, environment, working
-directory and log file on stdin (one JSON line), the process becomes what ``python -m wirehub.cli``
-started there would be: it takes that environment and directory, writes its stderr to the log,
-and runs ``wirehub.cli.main``. That is the same gateway because the product reads its settings,
-its secret and its ``--app`` when ``main`` runs, never at import time.
+Run as ``python tests/warm_gateway.py`` by ``tests.gateway_process``, which keeps a few ready: a
+gateway (or a ``wirehub`` command of ``tests/cli_helpers.py``) then starts without first paying
+for Python's imports of the product and its libraries, a third of a CPU second each, a hundred
+and more times a run. Told its command line, environment, working directory and stderr file on
+stdin (one JSON line), the process becomes what ``python -m wirehub.cli`` started there would
+be: it takes that environment, directory and import path, writes its stderr to the file, and
+runs ``wirehub.cli.main``. That is the same program because the product reads its settings, its
+secret and its ``--app`` when ``main`` runs, never at import time; the process is started
+without PYTHONPATH, so that its import path can be the one the command's environment gives.
 """
 
 from __future__ import annotations
@@ -17,22 +19,25 @@ import sys
 
 import wirehub.cli
 
-__all__ = ["become_gateway"]
+__all__ = ["become_command"]
 
 
-def become_gateway(line: str) -> int:
-    """Run the gateway that ``line`` describes; 0 at once for an empty line (a spare not used)."""
+def become_command(line: str) -> int:
+    """Run the command ``line`` describes; 0 at once for an empty line (a spare not used)."""
     if not line.strip():
         return 0
     spec = json.loads(line)
-    os.chdir(spec["cwd"])
+    cwd, env = spec["cwd"], spec["env"]
+    os.chdir(cwd)
     os.environ.clear()
-    os.environ.update(spec["env"])
-    sys.path[0] = spec["cwd"]  # where ``python -m`` puts its working directory
+    os.environ.update(env)
+    # ``python -m`` puts its working directory first, then PYTHONPATH's entries.
+    extra = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:1] = [cwd, *extra]
     sys.argv = [wirehub.cli.__file__, *spec["argv"]]
-    log = os.open(spec["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log, 2)
-    os.close(log)
+    stderr = os.open(spec["stderr"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(stderr, 2)
+    os.close(stderr)
     nothing = os.open(os.devnull, os.O_RDONLY)
     os.dup2(nothing, 0)
     os.close(nothing)
@@ -40,4 +45,4 @@ def become_gateway(line: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(become_gateway(sys.stdin.readline()))
+    sys.exit(become_command(sys.stdin.readline()))
