@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, warm_pythons
+from tests.helpers import Gateways
 from tests.mongo_helpers import database_url, drop_database
 from tests.services import MongoStandIn, RedisClusterServers, RedisServer
 
@@ -45,36 +46,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_pythons() -> Iterator[None]:
+    """Gateways of this run start from warm processes (``tests.gateway_process.WarmPythons``);
+    the spares left are ended when the run ends."""
+    warm_pythons.enabled = True
+    yield
+    warm_pythons.close()
+
+
 @pytest.fixture
 async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
-    """Start ``wirehub serve`` processes (config TOML, env, --app, more arguments); all are
-    killed at teardown, but a supervisor of ``--workers`` gets SIGTERM, to stop its workers."""
-    started: list[GatewayProcess] = []
-
-    async def start(
-        config: str | None = None,
-        env: Mapping[str, str] | None = None,
-        app: str | None = None,
-        args: Sequence[str] = (),
-    ) -> GatewayProcess:
-        workdir = tmp_path / f"gw{len(started)}"
-        workdir.mkdir()
-        gw = GatewayProcess(workdir, config=config, env=env, app=app, args=args)
-        started.append(gw)
-        await gw.start()
-        return gw
-
-    yield start
-    for gw in started:
-        if "--workers" in gw.args:
-            await gw.stop()
-        await gw.kill()
+    """Start ``wirehub serve`` processes (config TOML, env, --app, more arguments) for one test;
+    all are ended at teardown (see ``Gateways.close``)."""
+    gateways = Gateways(tmp_path)
+    yield gateways.start
+    await gateways.close()
 
 
 @pytest.fixture
 async def gateway(start_gateway: StartGateway) -> GatewayProcess:
-    """A gateway on the out-of-the-box configuration (the ``chat`` namespace)."""
+    """A gateway on the out-of-the-box configuration (the ``chat`` namespace), for one test."""
     return await start_gateway()
+
+
+@pytest.fixture(scope="module")
+async def start_module_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StartGateway]:
+    """Start gateway processes that every test of a module shares; ended when the module is done.
+
+    For tests that neither restart a gateway nor change its configuration: they stay independent
+    by using channel and user names no other test uses (``tests.helpers.unique``)."""
+    gateways = Gateways(tmp_path_factory.mktemp("module-gateways"))
+    yield gateways.start
+    await gateways.close()
+
+
+@pytest.fixture(scope="module")
+async def module_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """A gateway on the out-of-the-box configuration, shared by the module's tests."""
+    return await start_module_gateway()
 
 
 # --------------------------------------------------------------------------- backing services
@@ -92,7 +102,7 @@ async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     await server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_url(redis_server: RedisServer | None) -> str:
     return os.environ.get("WIREHUB_TEST_REDIS_URL") or (redis_server.url if redis_server else "")
 
@@ -124,7 +134,7 @@ async def redis_cluster(
         await cluster.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_cluster_url(redis_cluster: RedisClusterServers | None) -> str:
     return os.environ.get("WIREHUB_TEST_REDIS_CLUSTER_URL") or (redis_cluster.url if redis_cluster else "")
 
@@ -141,7 +151,7 @@ async def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     await server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mongodb_url(mongo_server: MongoStandIn | None) -> str:
     return os.environ.get("WIREHUB_TEST_MONGODB_URL") or (mongo_server.url if mongo_server else "")
 

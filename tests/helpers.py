@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -125,6 +125,35 @@ async def running_gateway(
         yield gateway
     finally:
         await gateway.kill()
+
+
+class Gateways:
+    """Starts ``wirehub serve`` processes, each in a folder of its own under ``root``; ``close()``
+    ends them all (a supervisor of ``--workers`` gets SIGTERM first, to stop its workers)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[GatewayProcess] = []
+
+    async def start(
+        self,
+        config: str | None = None,
+        env: Mapping[str, str] | None = None,
+        app: str | None = None,
+        args: Sequence[str] = (),
+    ) -> GatewayProcess:
+        workdir = self.root / f"gw{len(self.started)}"
+        workdir.mkdir()
+        gateway = GatewayProcess(workdir, config=config, env=env, app=app, args=args)
+        self.started.append(gateway)
+        await gateway.start()
+        return gateway
+
+    async def close(self) -> None:
+        for gateway in self.started:
+            if "--workers" in gateway.args:
+                await gateway.stop()
+            await gateway.kill()
 
 
 class Clients:

@@ -77,14 +77,25 @@ async def chat(start_gateway: StartGateway) -> Chat:
     return await start_chat(start_gateway)
 
 
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest_asyncio.fixture(scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    """One Chromium for the module's tests: each test works in browser contexts of its own."""
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest_asyncio.fixture
+async def browser(chromium: Browser) -> AsyncIterator[Browser]:
+    """The module's Chromium; the contexts (cookies, storage, pages) a test opened are closed
+    when it ends, so the next test starts from none."""
+    assert not chromium.contexts
+    yield chromium
+    for context in chromium.contexts:
+        await context.close()
 
 
 @pytest_asyncio.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -193,19 +194,25 @@ async def test_burst_of_thousand_connections_from_one_user_gets_3504_beyond_limi
                 await client.close()
 
 
+@pytest.fixture(scope="module")
+async def plain_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
+    """The abuse tests' gateway with no limit changed, shared by the tests that change none."""
+    async with gateway(tmp_path_factory.mktemp("abuse")) as gw:
+        yield gw
+
+
 @pytest.mark.parametrize(
     "frames", [["{"], ["\x00" * 100], ['{"id":1,"connect":{"token":' + '"a"' * 10 + "}}"]]
 )
 async def test_garbage_before_connect_is_refused_while_others_are_served(
-    tmp_path: Path, frames: list[str]
+    plain_gateway: GatewayProcess, frames: list[str]
 ) -> None:
     """Garbage as the first frame closes that connection with 3501; the heartbeat carries on."""
-    async with gateway(tmp_path) as gw:
-        beat, beating = await Heartbeat.start(gw)
-        for _ in range(50):
-            client = await RawClient.open(gw.ws_url)
-            for frame in frames:
-                await client.send_raw(frame)
-            code, _ = await client.closed()
-            assert code == 3501
-        assert await beat.stop(beating) > 0
+    beat, beating = await Heartbeat.start(plain_gateway)
+    for _ in range(50):
+        client = await RawClient.open(plain_gateway.ws_url)
+        for frame in frames:
+            await client.send_raw(frame)
+        code, _ = await client.closed()
+        assert code == 3501
+    assert await beat.stop(beating) > 0

@@ -2,6 +2,8 @@
 with the real centrifuge-python SDK connecting on the tokens they hand out.
 
 bcrypt runs at cost 4 here (the default of 12 is checked in ``tests/unit/test_accounts.py``).
+Tests on the out-of-the-box account settings share the module's gateway, each with usernames of
+its own; tests of other settings, limits spanning replicas and MongoDB start gateways of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from centrifuge import SubscriptionState
 from tests.cli_helpers import AUTH_ENV, cli_token
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
+from tests.helpers import unique
 from tests.sdk import ClientEvents, Clients, SubEvents, next_event, subscribed
 
 CONFIG = """
@@ -96,9 +99,22 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+@pytest.fixture(scope="module")
+async def accounts_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """The module's gateway on ``CONFIG``. Its tests' registrations and failed logins all come
+    from 127.0.0.1: some 30 of the 100 attempts per address that ``CONFIG`` allows."""
+    return await start_module_gateway(config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+async def vault_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """The module's gateway on ``VAULT_CONFIG`` with the subscription-token handler of account_rules."""
+    return await start_module_gateway(config=VAULT_CONFIG, app="tests.apps.account_rules:app")
+
+
 @pytest.fixture
-async def api(start_gateway: StartGateway, http: aiohttp.ClientSession) -> Api:
-    return Api(http, await start_gateway(config=CONFIG))
+def api(accounts_gateway: GatewayProcess, http: aiohttp.ClientSession) -> Api:
+    return Api(http, accounts_gateway)
 
 
 # --------------------------------------------------------------------------- happy paths
@@ -195,7 +211,7 @@ async def test_login_answers_identically_when_user_unknown_or_password_wrong(api
 )
 async def test_login_answers_400_when_username_not_a_string(api: Api, username: Any) -> None:
     """A username that is a JSON object, array or other non-string is a 400, never a lookup."""
-    await api.register("erin")
+    assert (await api.register(unique("erin"))).status == 201
 
     reply = await api.post("/auth/login", {"username": username, "password": PASSWORD})
 
@@ -400,10 +416,10 @@ async def test_refresh_refuses_token_when_malformed(api: Api, token: Any) -> Non
 
 
 async def test_subscription_token_lets_sdk_join_private_channel_when_handler_allows(
-    start_gateway: StartGateway, http: aiohttp.ClientSession
+    vault_gateway: GatewayProcess, http: aiohttp.ClientSession
 ) -> None:
     """The SDK's get_token fetches a subscription token for $vault:plans; the handler admits boss."""
-    api = Api(http, await start_gateway(config=VAULT_CONFIG, app="tests.apps.account_rules:app"))
+    api = Api(http, vault_gateway)
     token = (await api.register("boss")).body["token"]
 
     async def fetch_token(channel: str) -> str:
@@ -428,10 +444,10 @@ async def test_subscription_token_lets_sdk_join_private_channel_when_handler_all
 
 
 async def test_subscription_token_answers_403_when_handler_refuses(
-    start_gateway: StartGateway, http: aiohttp.ClientSession
+    vault_gateway: GatewayProcess, http: aiohttp.ClientSession
 ) -> None:
     """Another user gets 403 with the handler's message, for $ and plain vault channels alike."""
-    api = Api(http, await start_gateway(config=VAULT_CONFIG, app="tests.apps.account_rules:app"))
+    api = Api(http, vault_gateway)
     token = (await api.register("intern")).body["token"]
     bearer = {"Authorization": f"Bearer {token}"}
 

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import jwt
 
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import run_cli, run_cold
 from tests.gateway_process import GatewayProcess
 from tests.raw_client import RawClient
 
 
 def test_check_accepts_a_valid_config(tmp_path: Path) -> None:
-    """``wirehub check`` exits 0 for a valid file."""
+    """``wirehub check`` exits 0 for a valid file: ``python -m wirehub.cli`` started afresh, as
+    the other tests' warm processes are not (``tests/warm_gateway.py``)."""
     config = tmp_path / "ok.toml"
     config.write_text("[server]\nport = 9000\n[namespaces.game]\npresence = true\n")
-    result = run_cli("check", "--config", str(config), cwd=tmp_path)
+    result = run_cold("check", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 

@@ -10,11 +10,13 @@ import asyncio
 from pathlib import Path
 
 import jwt
+import pytest
 from centrifuge import Client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.cli_helpers import AUTH_ENV, cli_token, run_cli
+from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
 from tests.jwks_server import JwksServer, jwk_of
 from tests.raw_client import RawClient
@@ -22,45 +24,47 @@ from tests.raw_client import RawClient
 TIMEOUT_S = 10.0
 
 
-async def test_token_connects_when_gateway_checks_audience_and_issuer(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+async def auth_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """A gateway that checks the ``aud`` and ``iss`` of ``AUTH_ENV``, shared by the module."""
+    return await start_module_gateway(env=AUTH_ENV)
+
+
+async def test_token_connects_when_gateway_checks_audience_and_issuer(
+    auth_gateway: GatewayProcess, tmp_path: Path
+) -> None:
     """The CLI adds the configured ``aud`` and ``iss``, so its tokens pass the gateway's checks."""
-    gw = GatewayProcess(tmp_path, env=AUTH_ENV)
-    await gw.start()
+    token = await cli_token(tmp_path, "--user", "ann", env=AUTH_ENV)
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="chat-app")
+    assert claims["iss"] == "https://auth.example"
+    client = await RawClient.open(auth_gateway.ws_url)
     try:
-        token = await cli_token(tmp_path, "--user", "ann", env=AUTH_ENV)
-        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="chat-app")
-        assert claims["iss"] == "https://auth.example"
-        client = await RawClient.open(gw.ws_url)
-        try:
-            assert "client" in (await client.connect(token))["connect"]
-        finally:
-            await client.close()
+        assert "client" in (await client.connect(token))["connect"]
     finally:
-        await gw.kill()
+        await client.close()
 
 
-async def test_token_with_channel_opens_private_channel_for_the_sdk(tmp_path: Path) -> None:
+async def test_token_with_channel_opens_private_channel_for_the_sdk(
+    auth_gateway: GatewayProcess, tmp_path: Path
+) -> None:
     """centrifuge-python connects with a CLI token and subscribes with a CLI ``--channel`` token."""
-    gw = GatewayProcess(tmp_path, env=AUTH_ENV)
-    await gw.start()
+    channel = "$chat:cli-private"
+    token, sub_token = await asyncio.gather(
+        cli_token(tmp_path, "--user", "ann", env=AUTH_ENV),
+        cli_token(tmp_path, "--user", "ann", "--channel", channel, env=AUTH_ENV),
+    )
+    assert jwt.decode(sub_token, options={"verify_signature": False})["channel"] == channel
+    client = Client(auth_gateway.ws_url, token=token)
+    sub = client.new_subscription(channel, token=sub_token)
     try:
-        channel = "$chat:cli-private"
-        token = await cli_token(tmp_path, "--user", "ann", env=AUTH_ENV)
-        sub_token = await cli_token(tmp_path, "--user", "ann", "--channel", channel, env=AUTH_ENV)
-        assert jwt.decode(sub_token, options={"verify_signature": False})["channel"] == channel
-        client = Client(gw.ws_url, token=token)
-        sub = client.new_subscription(channel, token=sub_token)
-        try:
-            await client.connect()
-            await sub.subscribe()
-            async with asyncio.timeout(TIMEOUT_S):
-                await client.ready()
-                await sub.ready()
-            await sub.publish({"text": "from the cli token"})
-        finally:
-            await client.disconnect()
+        await client.connect()
+        await sub.subscribe()
+        async with asyncio.timeout(TIMEOUT_S):
+            await client.ready()
+            await sub.ready()
+        await sub.publish({"text": "from the cli token"})
     finally:
-        await gw.kill()
+        await client.disconnect()
 
 
 async def test_token_with_private_key_and_kid_is_accepted_through_jwks(tmp_path: Path) -> None:

@@ -1,4 +1,7 @@
-"""CORS on ``/auth/*`` for allowed origins only, and ``http.static_dir`` on the public port."""
+"""CORS on ``/auth/*`` for allowed origins only, and ``http.static_dir`` on the public port.
+
+Tests of the default origin policy share the module's gateway; the others configure their own.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ import pytest
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
-
-FAST_ACCOUNTS = {"WIREHUB_ACCOUNTS_BCRYPT_COST": "4"}
+from tests.helpers import unique
 
 
 async def preflight(gateway: GatewayProcess, path: str, origin: str) -> aiohttp.ClientResponse:
@@ -30,12 +32,11 @@ async def preflight(gateway: GatewayProcess, path: str, origin: str) -> aiohttp.
 
 
 async def test_auth_preflight_and_answers_carry_cors_headers_for_a_loopback_page(
-    start_gateway: StartGateway,
+    module_gateway: GatewayProcess,
 ) -> None:
     """On the loopback defaults a page on another loopback port may register and log in."""
-    gateway = await start_gateway(env=FAST_ACCOUNTS)
     origin = "http://127.0.0.1:9000"
-    response = await preflight(gateway, "/auth/login", origin)
+    response = await preflight(module_gateway, "/auth/login", origin)
     assert response.status == 204
     assert response.headers["Access-Control-Allow-Origin"] == origin
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
@@ -43,28 +44,29 @@ async def test_auth_preflight_and_answers_carry_cors_headers_for_a_loopback_page
     assert "Origin" in response.headers["Vary"]
     assert "Access-Control-Allow-Credentials" not in response.headers
     async with aiohttp.ClientSession() as http:
-        body = {"username": "carol", "password": "correct horse battery"}
+        body = {"username": unique("carol"), "password": "correct horse battery"}
         async with http.post(
-            gateway.http_url + "/auth/register", json=body, headers={"Origin": origin}
+            module_gateway.http_url + "/auth/register", json=body, headers={"Origin": origin}
         ) as reply:
             assert reply.status == 201
             assert reply.headers["Access-Control-Allow-Origin"] == origin
         async with http.post(
-            gateway.http_url + "/auth/login", json={"username": 1}, headers={"Origin": origin}
+            module_gateway.http_url + "/auth/login", json={"username": 1}, headers={"Origin": origin}
         ) as bad:
             assert bad.status == 400  # errors too, or the page could not read why
             assert bad.headers["Access-Control-Allow-Origin"] == origin
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost.evil.example"])
-async def test_auth_gives_no_cors_headers_to_other_origins(start_gateway: StartGateway, origin: str) -> None:
-    gateway = await start_gateway(env=FAST_ACCOUNTS)
-    response = await preflight(gateway, "/auth/login", origin)
+async def test_auth_gives_no_cors_headers_to_other_origins(
+    module_gateway: GatewayProcess, origin: str
+) -> None:
+    response = await preflight(module_gateway, "/auth/login", origin)
     assert response.status == 403
     assert "Access-Control-Allow-Origin" not in response.headers
     async with (
         aiohttp.ClientSession() as http,
-        http.post(gateway.http_url + "/auth/login", json={}, headers={"Origin": origin}) as reply,
+        http.post(module_gateway.http_url + "/auth/login", json={}, headers={"Origin": origin}) as reply,
     ):
         assert "Access-Control-Allow-Origin" not in reply.headers
 

@@ -17,6 +17,7 @@ from centrifuge import ReplyError
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
+from tests.helpers import unique
 from tests.mongo_helpers import raw_client
 from tests.sdk import Clients, connect_subscribed, next_event
 from wirehub import App
@@ -30,6 +31,13 @@ async def start_chat(start_gateway: StartGateway, mongo_url: str = "") -> Gatewa
     return await start_gateway(
         config=config, app=APP, env={"CHAT_MONGODB_URL": mongo_url} if mongo_url else {}
     )
+
+
+@pytest.fixture(scope="module")
+async def chat_without_database(start_module_gateway: StartGateway) -> GatewayProcess:
+    """The example without CHAT_MONGODB_URL, shared by the module's tests of it: each uses rooms
+    of its own, and only the test of the room list creates rooms."""
+    return await start_chat(start_module_gateway)
 
 
 @pytest.fixture
@@ -110,31 +118,32 @@ async def test_chat_lets_only_the_author_edit_or_delete(start_gateway: StartGate
         await clients.close()
 
 
-async def test_chat_edits_by_history_when_no_database(start_gateway: StartGateway) -> None:
+async def test_chat_edits_by_history_when_no_database(chat_without_database: GatewayProcess) -> None:
     """Without CHAT_MONGODB_URL the author is looked up in the gateway's history."""
-    gateway = await start_chat(start_gateway)
+    channel = f"chat:{unique('plain-')}"
     clients = Clients()
     try:
-        alice, alice_sub, _ = await connect_subscribed(clients, gateway, "alice", "chat:plain")
-        bob, _, bob_events = await connect_subscribed(clients, gateway, "bob", "chat:plain")
+        alice, alice_sub, _ = await connect_subscribed(clients, chat_without_database, "alice", channel)
+        bob, _, bob_events = await connect_subscribed(clients, chat_without_database, "bob", channel)
         await alice_sub.publish({"text": "hello"})
         message_id = (await next_event(bob_events.publications)).pub.data["id"]
 
         with pytest.raises(ReplyError) as refused:
-            await bob.rpc("chat:delete", {"channel": "chat:plain", "id": message_id})
+            await bob.rpc("chat:delete", {"channel": channel, "id": message_id})
         assert refused.value.code == 103
-        await alice.rpc("chat:delete", {"channel": "chat:plain", "id": message_id})
+        await alice.rpc("chat:delete", {"channel": channel, "id": message_id})
         assert (await next_event(bob_events.publications)).pub.data == {"type": "delete", "id": message_id}
     finally:
         await clients.close()
 
 
 async def test_chat_rooms_are_listed_created_once_and_announced(
-    start_gateway: StartGateway, sdk_clients: Clients
+    chat_without_database: GatewayProcess, sdk_clients: Clients
 ) -> None:
     """chat:rooms lists lobby and the created rooms; chat:create validates, adds once, announces."""
-    gateway = await start_chat(start_gateway)
-    alice, _, index_events = await connect_subscribed(sdk_clients, gateway, "alice", "rooms:index")
+    alice, _, index_events = await connect_subscribed(
+        sdk_clients, chat_without_database, "alice", "rooms:index"
+    )
     assert (await alice.rpc("chat:rooms", {})).data == {"rooms": ["lobby"]}
     assert (await alice.rpc("chat:create", {"room": "pancakes"})).data == {"room": "pancakes"}
     assert (await next_event(index_events.publications)).pub.data == {"room": "pancakes", "by": "alice"}
@@ -147,12 +156,12 @@ async def test_chat_rooms_are_listed_created_once_and_announced(
 
 
 async def test_typing_notices_are_validated_and_kept_nowhere(
-    start_gateway: StartGateway, sdk_clients: Clients
+    chat_without_database: GatewayProcess, sdk_clients: Clients
 ) -> None:
     """typing:<room> takes only {"typing": true}, names the sender, and has no history."""
-    gateway = await start_chat(start_gateway)
-    _, alice_sub, _ = await connect_subscribed(sdk_clients, gateway, "alice", "typing:lobby")
-    _, bob_sub, bob_events = await connect_subscribed(sdk_clients, gateway, "bob", "typing:lobby")
+    channel = f"typing:{unique('room-')}"
+    _, alice_sub, _ = await connect_subscribed(sdk_clients, chat_without_database, "alice", channel)
+    _, bob_sub, bob_events = await connect_subscribed(sdk_clients, chat_without_database, "bob", channel)
     await alice_sub.publish({"typing": True})
     assert (await next_event(bob_events.publications)).pub.data == {"user": "alice", "name": "alice"}
     for bad in ({"typing": False}, {"typing": True, "text": "x"}, "typing", None):
@@ -164,10 +173,9 @@ async def test_typing_notices_are_validated_and_kept_nowhere(
     assert no_history.value.code in (103, 108)
 
 
-async def test_chat_serves_its_page_on_the_http_port(start_gateway: StartGateway) -> None:
+async def test_chat_serves_its_page_on_the_http_port(chat_without_database: GatewayProcess) -> None:
     """App(static_dir=...) serves web/ where /auth/* is, whatever the working directory."""
-    gateway = await start_chat(start_gateway)
-    async with aiohttp.ClientSession() as http, http.get(gateway.http_url + "/") as page:
+    async with aiohttp.ClientSession() as http, http.get(chat_without_database.http_url + "/") as page:
         assert page.status == 200
         assert '<script type="module" src="app.js"></script>' in await page.text()
 

@@ -15,6 +15,8 @@ import sqlite3
 import time
 from typing import Any
 
+import pytest
+
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
 from tests.helpers import Clients, assert_closed_with, assert_error, unique
@@ -114,6 +116,20 @@ async def _pubs_of(client: Any, channel: str, count: int) -> list[dict[str, Any]
 
 # --------------------------------------------------------------------------- big replies
 
+SMALL_QUEUE = {"WIREHUB_CLIENT_WRITE_QUEUE_MAX_BYTES": "65536"}
+
+
+@pytest.fixture(scope="module")
+async def big_queue_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """``CHAT_AND_LIVE`` with the default 1 MiB write queue, shared by the big-reply tests."""
+    return await start_module_gateway(config=CHAT_AND_LIVE)
+
+
+@pytest.fixture(scope="module")
+async def small_queue_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """``CHAT_AND_LIVE`` with a 64 KiB write queue, shared by the tests of replies that do not fit."""
+    return await start_module_gateway(config=CHAT_AND_LIVE, env=SMALL_QUEUE)
+
 
 async def _publish_many(client: Any, channel: str, count: int, size: int, window: int = 20) -> None:
     """``count`` publications of about ``size`` bytes each, ``window`` in flight, each acknowledged.
@@ -131,13 +147,12 @@ async def _publish_many(client: Any, channel: str, count: int, size: int, window
             assert reply.get("publish") == {}, reply
 
 
-async def test_large_history_reply_reaches_a_reading_client(start_gateway: StartGateway) -> None:
+async def test_large_history_reply_reaches_a_reading_client(big_queue_gateway: GatewayProcess) -> None:
     """A history of 100 publications of 11 KB (1.1 MB, past the 1 MiB write queue) is answered whole."""
-    gateway = await start_gateway(config=CHAT_AND_LIVE)
     channel = unique("chat:big-")
     clients = Clients()
     try:
-        client = await clients.connected(gateway, "reader")
+        client = await clients.connected(big_queue_gateway, "reader")
         assert "subscribe" in await client.call("subscribe", {"channel": channel})
         await _publish_many(client, channel, 100, 11_000)
         history = (await client.call("history", {"channel": channel, "limit": 100}))["history"]
@@ -147,14 +162,12 @@ async def test_large_history_reply_reaches_a_reading_client(start_gateway: Start
         await clients.close_all()
 
 
-async def test_history_larger_than_a_reply_is_answered_in_part(start_gateway: StartGateway) -> None:
+async def test_history_larger_than_a_reply_is_answered_in_part(small_queue_gateway: GatewayProcess) -> None:
     """With a small write queue, a history beyond two queues' worth gets what fits; paging gets the rest."""
-    env = {"WIREHUB_CLIENT_WRITE_QUEUE_MAX_BYTES": "65536"}
-    gateway = await start_gateway(config=CHAT_AND_LIVE, env=env)
     channel = unique("chat:paged-")
     clients = Clients()
     try:
-        client = await clients.connected(gateway, "reader")
+        client = await clients.connected(small_queue_gateway, "reader")
         assert "subscribe" in await client.call("subscribe", {"channel": channel})
         await _publish_many(client, channel, 60, 4_000)
         first = (await client.call("history", {"channel": channel, "limit": 60}))["history"]["publications"]
@@ -172,20 +185,17 @@ async def test_history_larger_than_a_reply_is_answered_in_part(start_gateway: St
 
 
 async def test_sdk_recovers_three_hundred_missed_publications_without_being_closed_as_slow(
-    start_gateway: StartGateway,
+    big_queue_gateway: GatewayProcess,
 ) -> None:
     """A centrifuge-python subscriber that missed 300 x 4 KB reconnects once and recovers all of them."""
-    gateway = await start_gateway(config=CHAT_AND_LIVE)
-    await _recover_after_missing(gateway, count=300, size=4_000, expect_recovered=True)
+    await _recover_after_missing(big_queue_gateway, count=300, size=4_000, expect_recovered=True)
 
 
 async def test_sdk_told_unrecovered_when_what_it_missed_cannot_fit_a_reply(
-    start_gateway: StartGateway,
+    small_queue_gateway: GatewayProcess,
 ) -> None:
     """Past the reply budget the subscribe answers recovered: false, once; no 3008 reconnect loop."""
-    env = {"WIREHUB_CLIENT_WRITE_QUEUE_MAX_BYTES": "65536"}
-    gateway = await start_gateway(config=CHAT_AND_LIVE, env=env)
-    await _recover_after_missing(gateway, count=300, size=4_000, expect_recovered=False)
+    await _recover_after_missing(small_queue_gateway, count=300, size=4_000, expect_recovered=False)
 
 
 async def _recover_after_missing(

@@ -153,8 +153,7 @@ def assert_serves(gw: GatewayProcess) -> None:
 
 
 def assert_no_traceback(gw: GatewayProcess) -> None:
-    assert gw.proc is not None
-    assert gw.proc.returncode is None, "the gateway process died"
+    assert gw.running, "the gateway process died"
     log = gw.log()
     assert "Traceback" not in log, log[-4000:]
 

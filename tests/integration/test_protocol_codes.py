@@ -57,13 +57,13 @@ allow_user_limited_channels = true
 """
 CHANNEL_MAX_LENGTH = 64
 
-# Ping intervals are whole seconds and the pong timeout must be shorter than the interval; a
-# 1 s interval would force a 0 s pong timeout, which no client can meet, hence 2 s / 1 s.
-PING_INTERVAL_S = 2
+# Ping intervals are whole seconds (the connect reply announces them so) and the pong timeout
+# must be shorter than the interval: the shortest timers are a 1 s interval, a 0.5 s pong timeout.
+PING_INTERVAL_S = 1
 TIMERS_ENV = {
     "WIREHUB_CLIENT_STALE_TIMEOUT_S": "0.5",
     "WIREHUB_CLIENT_PING_INTERVAL_S": str(PING_INTERVAL_S),
-    "WIREHUB_CLIENT_PONG_TIMEOUT_S": "1",
+    "WIREHUB_CLIENT_PONG_TIMEOUT_S": "0.5",
 }
 
 WRONG_SECRET = "not-the-gateway-secret-0123456789abcdef"
@@ -81,7 +81,7 @@ async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayP
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def timers_gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GatewayProcess]:
-    """A gateway with a 0.5 s stale timeout, 2 s pings and a 1 s pong timeout."""
+    """A gateway with a 0.5 s stale timeout, 1 s pings and a 0.5 s pong timeout."""
     async with running_gateway(tmp_path_factory.mktemp("timers"), env=TIMERS_ENV) as gateway:
         yield gateway
 

@@ -37,8 +37,9 @@ async def test_background_task_publishes_every_tick_in_order_and_stops_at_shutdo
         await client.connect()
         assert (await subscribed(sub, events)).data == {"hz": 50}  # the handler read app.state
 
-        ticks = [(await next_event(events.publications)).pub.data["tick"] for _ in range(100)]
-        assert ticks == list(range(ticks[0], ticks[0] + 100))
+        # A second of ticks, each once and in order.
+        ticks = [(await next_event(events.publications)).pub.data["tick"] for _ in range(50)]
+        assert ticks == list(range(ticks[0], ticks[0] + 50))
     finally:
         await clients.close()
 

@@ -1,8 +1,9 @@
 """Several real gateway replicas on one real Redis, driven by the centrifuge-python SDK.
 
-Replicas are ``wirehub serve`` processes sharing a Redis under a key prefix of the test's own and
-one SQLite store file (SQLite serialises writers across processes, so offsets stay consecutive);
-each client connects to one replica. The node-level control messages, which no client command
+Replicas are ``wirehub serve`` processes sharing a Redis under a key prefix and one SQLite store
+file (SQLite serialises writers across processes, so offsets stay consecutive); each client
+connects to one replica. Tests that neither kill replicas nor need other settings share the
+module's three replicas, each on channels of its own. The node-level control messages, which no client command
 triggers, are driven through two in-process gateways (``wirehub.app.start``) whose nodes the test
 calls, with SDK clients on real sockets. Every wait is on an SDK event under a deadline, except
 presence expiry and Redis coming back, which are polled under a deadline.
@@ -23,7 +24,7 @@ from centrifuge import ClientState, ReplyError, SubscriptionState
 
 from tests.conftest import StartGateway
 from tests.gateway_process import SECRET, GatewayProcess
-from tests.helpers import eventually
+from tests.helpers import eventually, unique
 from tests.redis_helpers import owner_of, slot_owners
 from tests.sdk import (
     CONNECT_CALLED,
@@ -90,6 +91,25 @@ def start_replicas(start_gateway: StartGateway, tmp_path: Path, unique_name: str
     return start_
 
 
+SHARED_PREFIX = unique("replicas")
+"""The Redis key prefix of ``shared_replicas``."""
+
+
+@pytest.fixture(scope="module")
+async def shared_replicas(
+    start_module_gateway: StartGateway, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> list[GatewayProcess]:
+    """Three replicas on the defaults that the module's tests share, on channels of their own:
+    one Redis (a key prefix of this module's) and one SQLite store."""
+    store = tmp_path_factory.mktemp("replicas") / "shared.db"
+    env = {
+        "WIREHUB_BROKER_URL": redis_url,
+        "WIREHUB_BROKER_KEY_PREFIX": SHARED_PREFIX,
+        "WIREHUB_STORE_URL": f"sqlite:///{store}",
+    }
+    return [await start_module_gateway(env=env) for _ in range(3)]
+
+
 async def publish_numbered(sub: Any, author: str, numbers: range) -> None:
     for n in numbers:
         await sub.publish({"author": author, "n": n})
@@ -110,14 +130,15 @@ async def poll(condition: Callable[[], Awaitable[bool]]) -> None:
 
 
 async def test_replicas_deliver_same_publications_in_same_offset_order_when_clients_on_different_replicas(
-    start_replicas: StartReplicas, redis_url: str
+    shared_replicas: list[GatewayProcess],
 ) -> None:
     """Concurrent publishers on two replicas: subscribers on both see offsets 1..30 in the same order."""
-    gw1, gw2 = await start_replicas(2, redis_url)
+    channel = unique("chat:order-")
+    gw1, gw2 = shared_replicas[:2]
     clients = Clients()
     try:
-        _, alice_sub, alice_events = await connect_subscribed(clients, gw1, "alice", "chat:order")
-        _, bob_sub, bob_events = await connect_subscribed(clients, gw2, "bob", "chat:order")
+        _, alice_sub, alice_events = await connect_subscribed(clients, gw1, "alice", channel)
+        _, bob_sub, bob_events = await connect_subscribed(clients, gw2, "bob", channel)
         await asyncio.gather(
             publish_numbered(alice_sub, "alice", range(1, 16)), publish_numbered(bob_sub, "bob", range(1, 16))
         )
@@ -134,13 +155,14 @@ async def test_replicas_deliver_same_publications_in_same_offset_order_when_clie
 
 
 async def test_replicas_hold_one_redis_subscription_per_channel_when_many_local_subscribers(
-    start_replicas: StartReplicas, redis_url: str, unique_name: str
+    shared_replicas: list[GatewayProcess], redis_url: str
 ) -> None:
     """Three subscribers on one replica and two on another make two Redis subscriptions, not five."""
-    gw1, gw2 = await start_replicas(2, redis_url)
+    channel = unique("chat:count-")
+    gw1, gw2 = shared_replicas[:2]
     address = urlsplit(redis_url)
     assert address.port is not None
-    name = KeySpace(unique_name).channel("chat:count")
+    name = KeySpace(SHARED_PREFIX).channel(channel)
 
     async def redis_subscriptions() -> int:
         reply = await redis_cli(
@@ -150,9 +172,9 @@ async def test_replicas_hold_one_redis_subscription_per_channel_when_many_local_
 
     clients = Clients()
     try:
-        on_gw1 = [await connect_subscribed(clients, gw1, f"u{i}", "chat:count") for i in range(3)]
+        on_gw1 = [await connect_subscribed(clients, gw1, f"u{i}", channel) for i in range(3)]
         for i in range(2):
-            await connect_subscribed(clients, gw2, f"v{i}", "chat:count")
+            await connect_subscribed(clients, gw2, f"v{i}", channel)
         assert await redis_subscriptions() == 2
         for _, sub, events in on_gw1:
             await sub.unsubscribe()
@@ -194,16 +216,17 @@ async def test_replicas_fan_out_on_every_shard_when_redis_cluster(
 
 
 async def test_replicas_share_presence_when_clients_on_three_replicas(
-    start_replicas: StartReplicas, redis_url: str
+    shared_replicas: list[GatewayProcess],
 ) -> None:
     """Presence and presence_stats list every connection of every replica, from any replica."""
-    replicas = await start_replicas(3, redis_url)
+    channel = unique("chat:presence-")
+    replicas = shared_replicas
     clients = Clients()
     try:
         subs = []
         members = {}
         for gateway, user in zip(replicas, ["alice", "alice", "bob"], strict=True):
-            client, sub, _ = await connect_subscribed(clients, gateway, user, "chat:presence")
+            client, sub, _ = await connect_subscribed(clients, gateway, user, channel)
             subs.append(sub)
             members[client.client_id] = user
         for sub in subs:
@@ -216,14 +239,15 @@ async def test_replicas_share_presence_when_clients_on_three_replicas(
 
 
 async def test_replicas_push_join_and_leave_when_clients_on_different_replicas(
-    start_replicas: StartReplicas, redis_url: str
+    shared_replicas: list[GatewayProcess],
 ) -> None:
     """A subscriber on one replica gets the join and the leave of a client on another."""
-    gw1, gw2 = await start_replicas(2, redis_url)
+    channel = unique("chat:jl-")
+    gw1, gw2 = shared_replicas[1:]
     clients = Clients()
     try:
-        _, _, alice_events = await connect_subscribed(clients, gw1, "alice", "chat:jl")
-        bob, bob_sub, _ = await connect_subscribed(clients, gw2, "bob", "chat:jl")
+        _, _, alice_events = await connect_subscribed(clients, gw1, "alice", channel)
+        bob, bob_sub, _ = await connect_subscribed(clients, gw2, "bob", channel)
         join = await next_matching(alice_events.joins, lambda ctx: ctx.info.client == bob.client_id)
         assert join.info.user == "bob"
         await bob_sub.unsubscribe()
@@ -243,7 +267,8 @@ async def test_replicas_recover_and_forget_ghosts_when_a_replica_is_killed(
     gw1, gw2, gw3 = await start_replicas(
         3,
         redis_url,
-        env={"WIREHUB_CLIENT_PRESENCE_TTL_S": "6", "WIREHUB_CLIENT_PRESENCE_UPDATE_INTERVAL_S": "0.5"},
+        # Long enough for the ghost to be seen right after the crash, short enough to wait out.
+        env={"WIREHUB_CLIENT_PRESENCE_TTL_S": "3", "WIREHUB_CLIENT_PRESENCE_UPDATE_INTERVAL_S": "0.5"},
     )
     clients = Clients()
     async with cuttable_proxy(gw3) as proxy:

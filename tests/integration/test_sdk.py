@@ -3,7 +3,9 @@
 Every wait is on a queue that an SDK event handler fills, under a deadline; nothing sleeps.
 Tests that need a client's transport to drop route it through ``tests.sdk.CuttableProxy``, a
 TCP relay the test can cut (the SDK then reconnects) and hold (new connections wait until
-released), so what happens while the client is away is deterministic.
+released), so what happens while the client is away is deterministic. Tests that neither restart nor
+reconfigure a gateway share the module's (one on the defaults, one running the chat rules app),
+each on channels of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from centrifuge import (
 
 from tests.conftest import StartGateway
 from tests.gateway_process import GatewayProcess
+from tests.helpers import unique
 from tests.sdk import (
     CONNECT_CALLED,
     TRANSPORT_CLOSED,
@@ -40,16 +43,17 @@ from wirehub.types import JSON
 
 
 async def test_publication_reaches_every_subscriber_including_publisher_in_offset_order(
-    gateway: GatewayProcess,
+    module_gateway: GatewayProcess,
 ) -> None:
     """Three publications reach both subscribers of chat:x, the publisher too, with offsets 1..3 and info."""
+    channel = unique("chat:x-")
     clients = Clients()
     try:
-        alice = clients.new(gateway.ws_url, gateway.token("alice", info={"name": "Alice"}))
-        bob = clients.new(gateway.ws_url, gateway.token("bob", info={"name": "Bob"}))
+        alice = clients.new(module_gateway.ws_url, module_gateway.token("alice", info={"name": "Alice"}))
+        bob = clients.new(module_gateway.ws_url, module_gateway.token("bob", info={"name": "Bob"}))
         alice_events, bob_events = SubEvents(), SubEvents()
-        alice_sub = alice.new_subscription("chat:x", events=alice_events)
-        bob_sub = bob.new_subscription("chat:x", events=bob_events)
+        alice_sub = alice.new_subscription(channel, events=alice_events)
+        bob_sub = bob.new_subscription(channel, events=bob_events)
         await alice.connect()
         await bob.connect()
         await subscribed(alice_sub, alice_events)
@@ -71,11 +75,11 @@ async def test_publication_reaches_every_subscriber_including_publisher_in_offse
         await clients.close()
 
 
-async def test_subscribe_fails_with_102_when_namespace_unknown(gateway: GatewayProcess) -> None:
+async def test_subscribe_fails_with_102_when_namespace_unknown(module_gateway: GatewayProcess) -> None:
     """A subscription to a channel of an undefined namespace ends unsubscribed with code 102."""
     clients = Clients()
     try:
-        client = clients.new(gateway.ws_url, gateway.token("alice"))
+        client = clients.new(module_gateway.ws_url, module_gateway.token("alice"))
         events = SubEvents()
         sub = client.new_subscription("nowhere:x", events=events)
         await client.connect()
@@ -91,16 +95,17 @@ async def test_subscribe_fails_with_102_when_namespace_unknown(gateway: GatewayP
 # --------------------------------------------------------------------------- presence and join/leave
 
 
-async def test_presence_lists_every_connection_and_counts_users(gateway: GatewayProcess) -> None:
+async def test_presence_lists_every_connection_and_counts_users(module_gateway: GatewayProcess) -> None:
     """Presence shows three connections of two users with their conn_info; presence_stats counts 3 and 2."""
+    channel = unique("chat:presence-")
     clients = Clients()
     try:
         users: list[tuple[str, JSON]] = [("alice", {"n": 1}), ("alice", {"n": 2}), ("bob", {"n": 3})]
         subs: list[Any] = []
         for user, info in users:
-            client = clients.new(gateway.ws_url, gateway.token(user, info=info))
+            client = clients.new(module_gateway.ws_url, module_gateway.token(user, info=info))
             events = SubEvents()
-            sub = client.new_subscription("chat:presence", events=events)
+            sub = client.new_subscription(channel, events=events)
             await client.connect()
             await subscribed(sub, events)
             subs.append(sub)
@@ -121,15 +126,16 @@ async def test_presence_lists_every_connection_and_counts_users(gateway: Gateway
         await clients.close()
 
 
-async def test_join_and_leave_are_pushed_to_other_subscribers(gateway: GatewayProcess) -> None:
+async def test_join_and_leave_are_pushed_to_other_subscribers(module_gateway: GatewayProcess) -> None:
     """A chat subscriber gets a join when another client subscribes and a leave when it unsubscribes."""
+    channel = unique("chat:jl-")
     clients = Clients()
     try:
-        alice = clients.new(gateway.ws_url, gateway.token("alice"))
-        bob = clients.new(gateway.ws_url, gateway.token("bob", info={"name": "Bob"}))
+        alice = clients.new(module_gateway.ws_url, module_gateway.token("alice"))
+        bob = clients.new(module_gateway.ws_url, module_gateway.token("bob", info={"name": "Bob"}))
         alice_events, bob_events = SubEvents(), SubEvents()
-        alice_sub = alice.new_subscription("chat:jl", events=alice_events)
-        bob_sub = bob.new_subscription("chat:jl", events=bob_events)
+        alice_sub = alice.new_subscription(channel, events=alice_events)
+        bob_sub = bob.new_subscription(channel, events=bob_events)
         await alice.connect()
         await subscribed(alice_sub, alice_events)
         await bob.connect()
@@ -160,11 +166,12 @@ async def publish_numbered(gateway: GatewayProcess, clients: Clients, channel: s
     return sub
 
 
-async def test_history_returns_only_stream_top_when_limit_is_default(gateway: GatewayProcess) -> None:
+async def test_history_returns_only_stream_top_when_limit_is_default(module_gateway: GatewayProcess) -> None:
     """history() with the SDK's default limit 0 returns no publications but the top offset and epoch."""
+    channel = unique("chat:history-top-")
     clients = Clients()
     try:
-        sub = await publish_numbered(gateway, clients, "chat:history-top", 3)
+        sub = await publish_numbered(module_gateway, clients, channel, 3)
         top = await sub.history()
         assert top.publications == []
         assert top.offset == 3
@@ -174,11 +181,12 @@ async def test_history_returns_only_stream_top_when_limit_is_default(gateway: Ga
         await clients.close()
 
 
-async def test_history_pages_by_limit_direction_and_position(gateway: GatewayProcess) -> None:
+async def test_history_pages_by_limit_direction_and_position(module_gateway: GatewayProcess) -> None:
     """history honours limit -1 and N, reverse, and since=StreamPosition in both directions."""
+    channel = unique("chat:history-")
     clients = Clients()
     try:
-        sub = await publish_numbered(gateway, clients, "chat:history", 5)
+        sub = await publish_numbered(module_gateway, clients, channel, 5)
 
         async def offsets(**kwargs: Any) -> list[int]:
             result = await sub.history(**kwargs)
@@ -201,11 +209,12 @@ async def test_history_pages_by_limit_direction_and_position(gateway: GatewayPro
         await clients.close()
 
 
-async def test_history_fails_with_112_when_since_epoch_differs(gateway: GatewayProcess) -> None:
+async def test_history_fails_with_112_when_since_epoch_differs(module_gateway: GatewayProcess) -> None:
     """history with a since position from another epoch fails with 112 (unrecoverable position)."""
+    channel = unique("chat:history-epoch-")
     clients = Clients()
     try:
-        sub = await publish_numbered(gateway, clients, "chat:history-epoch", 2)
+        sub = await publish_numbered(module_gateway, clients, channel, 2)
         with pytest.raises(ReplyError) as caught:
             await sub.history(limit=-1, since=StreamPosition(offset=1, epoch="not-the-epoch"))
         assert caught.value.code == 112
@@ -213,11 +222,14 @@ async def test_history_fails_with_112_when_since_epoch_differs(gateway: GatewayP
         await clients.close()
 
 
-async def test_history_fails_with_107_when_reverse_since_offset_is_zero(gateway: GatewayProcess) -> None:
+async def test_history_fails_with_107_when_reverse_since_offset_is_zero(
+    module_gateway: GatewayProcess,
+) -> None:
     """history with reverse and since.offset 0 fails with 107 (bad request)."""
+    channel = unique("chat:history-reverse-")
     clients = Clients()
     try:
-        sub = await publish_numbered(gateway, clients, "chat:history-reverse", 2)
+        sub = await publish_numbered(module_gateway, clients, channel, 2)
         epoch = (await sub.history()).epoch
         with pytest.raises(ReplyError) as caught:
             await sub.history(limit=-1, since=StreamPosition(offset=0, epoch=epoch), reverse=True)
@@ -230,19 +242,20 @@ async def test_history_fails_with_107_when_reverse_since_offset_is_zero(gateway:
 
 
 async def test_subscription_recovers_missed_publications_when_transport_drops(
-    gateway: GatewayProcess,
+    module_gateway: GatewayProcess,
 ) -> None:
     """After a dropped transport the SDK resubscribes with recover and gets exactly what it missed."""
+    channel = unique("chat:recover-")
     clients = Clients()
-    async with cuttable_proxy(gateway) as proxy:
+    async with cuttable_proxy(module_gateway) as proxy:
         try:
             a_client_events = ClientEvents()
-            a = clients.new(proxy.url, gateway.token("alice"), events=a_client_events)
+            a = clients.new(proxy.url, module_gateway.token("alice"), events=a_client_events)
             a_events = SubEvents()
-            a_sub = a.new_subscription("chat:recover", events=a_events, recoverable=True, positioned=True)
-            b = clients.new(gateway.ws_url, gateway.token("bob"))
+            a_sub = a.new_subscription(channel, events=a_events, recoverable=True, positioned=True)
+            b = clients.new(module_gateway.ws_url, module_gateway.token("bob"))
             b_events = SubEvents()
-            b_sub = b.new_subscription("chat:recover", events=b_events)
+            b_sub = b.new_subscription(channel, events=b_events)
             await a.connect()
             first = await subscribed(a_sub, a_events)
             assert (first.recoverable, first.positioned, first.was_recovering) == (True, True, False)
@@ -402,16 +415,19 @@ async def test_connection_closes_with_3005_when_token_not_refreshed(start_gatewa
 
 
 async def test_server_side_subscription_delivers_publications_to_client_handler(
-    gateway: GatewayProcess,
+    module_gateway: GatewayProcess,
 ) -> None:
     """A channel of the token's channels claim is subscribed at connect; its publications reach the client."""
+    channel = unique("chat:feed-")
     clients = Clients()
     try:
         events = ClientEvents()
-        alice = clients.new(gateway.ws_url, gateway.token("alice", channels=["chat:feed"]), events=events)
+        alice = clients.new(
+            module_gateway.ws_url, module_gateway.token("alice", channels=[channel]), events=events
+        )
         await alice.connect()
         server_sub = await next_event(events.subscribed)
-        assert server_sub.channel == "chat:feed"
+        assert server_sub.channel == channel
         assert (server_sub.recoverable, server_sub.positioned, server_sub.was_recovering) == (
             True,
             True,
@@ -419,15 +435,15 @@ async def test_server_side_subscription_delivers_publications_to_client_handler(
         )
         assert alice.subscriptions() == {}
 
-        bob = clients.new(gateway.ws_url, gateway.token("bob", info={"name": "Bob"}))
+        bob = clients.new(module_gateway.ws_url, module_gateway.token("bob", info={"name": "Bob"}))
         bob_events = SubEvents()
-        bob_sub = bob.new_subscription("chat:feed", events=bob_events)
+        bob_sub = bob.new_subscription(channel, events=bob_events)
         await bob.connect()
         await subscribed(bob_sub, bob_events)
         await bob_sub.publish({"text": "to the feed"})
 
         publication = await next_event(events.publications)
-        assert publication.channel == "chat:feed"
+        assert publication.channel == channel
         assert (publication.pub.offset, publication.pub.data) == (1, {"text": "to the feed"})
         assert publication.pub.info is not None
         assert (publication.pub.info.user, publication.pub.info.conn_info) == ("bob", {"name": "Bob"})
@@ -436,19 +452,20 @@ async def test_server_side_subscription_delivers_publications_to_client_handler(
 
 
 async def test_server_side_subscription_recovers_missed_publications_when_transport_drops(
-    gateway: GatewayProcess,
+    module_gateway: GatewayProcess,
 ) -> None:
     """On reconnect the SDK sends its server-side position in connect.subs and gets what it missed."""
+    channel = unique("chat:feed-")
     clients = Clients()
-    async with cuttable_proxy(gateway) as proxy:
+    async with cuttable_proxy(module_gateway) as proxy:
         try:
             events = ClientEvents()
-            alice = clients.new(proxy.url, gateway.token("alice", channels=["chat:feed"]), events=events)
+            alice = clients.new(proxy.url, module_gateway.token("alice", channels=[channel]), events=events)
             await alice.connect()
             await next_event(events.subscribed)
-            bob = clients.new(gateway.ws_url, gateway.token("bob"))
+            bob = clients.new(module_gateway.ws_url, module_gateway.token("bob"))
             bob_events = SubEvents()
-            bob_sub = bob.new_subscription("chat:feed", events=bob_events)
+            bob_sub = bob.new_subscription(channel, events=bob_events)
             await bob.connect()
             await subscribed(bob_sub, bob_events)
             await bob_sub.publish({"n": 1})
@@ -463,7 +480,7 @@ async def test_server_side_subscription_recovers_missed_publications_when_transp
             proxy.release()
 
             again = await next_event(events.subscribed)
-            assert again.channel == "chat:feed"
+            assert again.channel == channel
             assert (again.was_recovering, again.recovered) == (True, True)
             assert again.stream_position.epoch == epoch
             missed = [(await next_event(events.publications)).pub for _ in range(2)]
@@ -478,13 +495,16 @@ async def test_server_side_subscription_recovers_missed_publications_when_transp
 # --------------------------------------------------------------------------- subscription tokens
 
 
-async def test_private_channel_refuses_subscribe_with_103_when_token_missing(gateway: GatewayProcess) -> None:
+async def test_private_channel_refuses_subscribe_with_103_when_token_missing(
+    module_gateway: GatewayProcess,
+) -> None:
     """Subscribing to $chat:secret without a subscription token ends unsubscribed with code 103."""
+    channel = unique("$chat:secret-")
     clients = Clients()
     try:
-        client = clients.new(gateway.ws_url, gateway.token("alice"))
+        client = clients.new(module_gateway.ws_url, module_gateway.token("alice"))
         events = SubEvents()
-        sub = client.new_subscription("$chat:secret", events=events)
+        sub = client.new_subscription(channel, events=events)
         await client.connect()
         await sub.subscribe()
         unsubscribed = await next_event(events.unsubscribed)
@@ -496,14 +516,17 @@ async def test_private_channel_refuses_subscribe_with_103_when_token_missing(gat
         await clients.close()
 
 
-async def test_private_channel_subscribes_when_subscription_token_given(gateway: GatewayProcess) -> None:
+async def test_private_channel_subscribes_when_subscription_token_given(
+    module_gateway: GatewayProcess,
+) -> None:
     """A subscription token opens $chat:secret; its data comes back and its info becomes chan_info."""
+    channel = unique("$chat:secret-")
     clients = Clients()
     try:
-        client = clients.new(gateway.ws_url, gateway.token("alice", info={"name": "Alice"}))
+        client = clients.new(module_gateway.ws_url, module_gateway.token("alice", info={"name": "Alice"}))
         events = SubEvents()
-        token = gateway.sub_token("alice", "$chat:secret", info={"badge": "gold"}, data={"welcome": True})
-        sub = client.new_subscription("$chat:secret", events=events, token=token)
+        token = module_gateway.sub_token("alice", channel, info={"badge": "gold"}, data={"welcome": True})
+        sub = client.new_subscription(channel, events=events, token=token)
         await client.connect()
         ctx = await subscribed(sub, events)
         assert ctx.data == {"welcome": True}
@@ -524,14 +547,15 @@ async def test_private_channel_subscribes_when_subscription_token_given(gateway:
 
 
 async def test_subscription_token_closes_connection_with_3500_when_user_differs(
-    gateway: GatewayProcess,
+    module_gateway: GatewayProcess,
 ) -> None:
     """A subscription token issued for another user closes the connection with 3500; the SDK stops."""
+    channel = unique("$chat:secret-")
     clients = Clients()
     try:
         client_events = ClientEvents()
-        client = clients.new(gateway.ws_url, gateway.token("alice"), events=client_events)
-        sub = client.new_subscription("$chat:secret", token=gateway.sub_token("mallory", "$chat:secret"))
+        client = clients.new(module_gateway.ws_url, module_gateway.token("alice"), events=client_events)
+        sub = client.new_subscription(channel, token=module_gateway.sub_token("mallory", channel))
         await client.connect()
         await sub.subscribe()
         disconnected = await next_event(client_events.disconnected)
@@ -544,11 +568,11 @@ async def test_subscription_token_closes_connection_with_3500_when_user_differs(
 # --------------------------------------------------------------------------- rpc
 
 
-async def test_rpc_fails_with_108_when_no_handler(gateway: GatewayProcess) -> None:
+async def test_rpc_fails_with_108_when_no_handler(module_gateway: GatewayProcess) -> None:
     """client.rpc raises ReplyError 108 when the gateway has no RPC handler, and the connection lives on."""
     clients = Clients()
     try:
-        client = clients.new(gateway.ws_url, gateway.token("alice"))
+        client = clients.new(module_gateway.ws_url, module_gateway.token("alice"))
         await client.connect()
         for method in ("anything", "chat:anything"):
             with pytest.raises(ReplyError) as caught:
@@ -564,16 +588,22 @@ async def test_rpc_fails_with_108_when_no_handler(gateway: GatewayProcess) -> No
 CHAT_RULES_APP = "tests.apps.chat_rules:app"
 
 
-async def test_custom_publish_handler_transforms_valid_publication(start_gateway: StartGateway) -> None:
+@pytest.fixture(scope="module")
+async def rules_gateway(start_module_gateway: StartGateway) -> GatewayProcess:
+    """The module's gateway running the handlers of ``CHAT_RULES_APP``."""
+    return await start_module_gateway(app=CHAT_RULES_APP)
+
+
+async def test_custom_publish_handler_transforms_valid_publication(rules_gateway: GatewayProcess) -> None:
     """The app's on_publish rewrites {"text"} into {"from", "text"}, which is what subscribers get."""
-    gateway = await start_gateway(app=CHAT_RULES_APP)
+    channel = unique("chat:rules-")
     clients = Clients()
     try:
-        alice = clients.new(gateway.ws_url, gateway.token("alice"))
-        bob = clients.new(gateway.ws_url, gateway.token("bob"))
+        alice = clients.new(rules_gateway.ws_url, rules_gateway.token("alice"))
+        bob = clients.new(rules_gateway.ws_url, rules_gateway.token("bob"))
         alice_events, bob_events = SubEvents(), SubEvents()
-        alice_sub = alice.new_subscription("chat:rules", events=alice_events)
-        bob_sub = bob.new_subscription("chat:rules", events=bob_events)
+        alice_sub = alice.new_subscription(channel, events=alice_events)
+        bob_sub = bob.new_subscription(channel, events=bob_events)
         await alice.connect()
         await bob.connect()
         await subscribed(alice_sub, alice_events)
@@ -590,17 +620,17 @@ async def test_custom_publish_handler_transforms_valid_publication(start_gateway
 
 
 async def test_custom_publish_handler_rejects_invalid_publication_with_107(
-    start_gateway: StartGateway,
+    rules_gateway: GatewayProcess,
 ) -> None:
     """Invalid publications fail with 107 for the publisher and nothing of them reaches subscribers."""
-    gateway = await start_gateway(app=CHAT_RULES_APP)
+    channel = unique("chat:rules-")
     clients = Clients()
     try:
-        alice = clients.new(gateway.ws_url, gateway.token("alice"))
-        bob = clients.new(gateway.ws_url, gateway.token("bob"))
+        alice = clients.new(rules_gateway.ws_url, rules_gateway.token("alice"))
+        bob = clients.new(rules_gateway.ws_url, rules_gateway.token("bob"))
         alice_events, bob_events = SubEvents(), SubEvents()
-        alice_sub = alice.new_subscription("chat:rules", events=alice_events)
-        bob_sub = bob.new_subscription("chat:rules", events=bob_events)
+        alice_sub = alice.new_subscription(channel, events=alice_events)
+        bob_sub = bob.new_subscription(channel, events=bob_events)
         await alice.connect()
         await bob.connect()
         await subscribed(alice_sub, alice_events)
@@ -631,13 +661,12 @@ async def test_custom_publish_handler_rejects_invalid_publication_with_107(
         await clients.close()
 
 
-async def test_custom_rpc_handler_answers_and_survives_a_crash(start_gateway: StartGateway) -> None:
+async def test_custom_rpc_handler_answers_and_survives_a_crash(rules_gateway: GatewayProcess) -> None:
     """echo answers; a crashing handler gives 100 (temporary) and the next rpc on the connection works."""
-    gateway = await start_gateway(app=CHAT_RULES_APP)
     clients = Clients()
     try:
         events = ClientEvents()
-        client = clients.new(gateway.ws_url, gateway.token("alice"), events=events)
+        client = clients.new(rules_gateway.ws_url, rules_gateway.token("alice"), events=events)
         await client.connect()
 
         assert (await client.rpc("echo", {"x": 1})).data == {"user": "alice", "echo": {"x": 1}}

@@ -47,7 +47,7 @@ from centrifuge import ClientState, SubscriptionState
 
 from tests.gateway_process import GatewayProcess
 from tests.helpers import Clients as RawClients
-from tests.helpers import running_gateway, unique
+from tests.helpers import eventually, running_gateway, unique
 from tests.sdk import CONNECT_CALLED, ClientEvents, Clients, connect_subscribed, next_event, next_matching
 from tests.services import RedisServer
 
@@ -594,13 +594,23 @@ async def two_replicas(
         yield one, two
 
 
+async def met(client: AsyncClient) -> None:
+    """Wait until ``info`` lists both replicas: a replica that is listening may not have been
+    heard of by the other yet (they meet by a message on Redis, which no event announces)."""
+
+    async def both_listed() -> bool:
+        return len((await client.info(InfoRequest())).nodes) == 2
+
+    await eventually(both_listed)
+
+
 async def test_api_info_leaves_out_a_replica_that_died(
     redis_url: str, tmp_path: Path, unique_name: str
 ) -> None:
     """After one replica is killed (no goodbye), info on the other answers within the survey timeout."""
     async with two_replicas(tmp_path, redis_url, unique_name, survey_timeout_s=0.5) as (alive, doomed):
         async with AsyncClient(f"{alive.http_url}/api", API_KEY) as client:
-            assert len((await client.info(InfoRequest())).nodes) == 2
+            await met(client)
             await doomed.stop(signal.SIGKILL)
             nodes = (await client.info(InfoRequest())).nodes
         assert alive.proc is not None
@@ -613,8 +623,9 @@ async def test_api_info_forgets_a_replica_that_shut_down_at_once(
 ) -> None:
     """A replica that stops cleanly says goodbye: info on the other does not wait for it."""
     async with two_replicas(tmp_path, redis_url, unique_name) as (alive, leaving):
-        await leaving.stop(signal.SIGTERM)
         async with AsyncClient(f"{alive.http_url}/api", API_KEY) as client:
+            await met(client)
+            await leaving.stop(signal.SIGTERM)
             nodes = (await client.info(InfoRequest())).nodes
         assert len(nodes) == 1
         assert "survey incomplete" not in alive.log()

@@ -51,6 +51,8 @@ _T = TypeVar("_T")
 
 MEMORY = ":memory:"
 DEFAULT_IDEMPOTENCY_WINDOW_S = 300.0
+BUSY_TIMEOUT_S = 5.0
+"""How long a connection waits for other processes' locks before it fails."""
 
 # "offset" is an SQL keyword (LIMIT ... OFFSET), hence quoted everywhere.
 _SCHEMA = (
@@ -275,10 +277,10 @@ class SqliteStore:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             # Wait for other processes' write locks instead of failing at once.
-            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if self._path != MEMORY:
                 # WAL: readers do not block the writer and vice versa.
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enter_wal(conn)
             # FULL: an acknowledged append survives a power loss, not only a process crash.
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("BEGIN IMMEDIATE")
@@ -434,3 +436,18 @@ class SqliteStore:
             publications=[_decode_row(row) for row in rows],
             position=StreamPosition(offset=int(top), epoch=str(epoch)),
         )
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. The switch takes an exclusive lock that SQLite does not wait for through
+    busy_timeout: processes opening a new file together (``serve --workers``) would fail with
+    "database is locked", so the switch is tried again until the busy timeout has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)  # on the store's own thread: the other process holds the lock briefly
