@@ -8,7 +8,6 @@ a failure, so it is swallowed. Importable from any layer but the protocol (which
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,8 +25,16 @@ async def cancel_and_wait(
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, *ignore):
+    try:
         await task
+    except asyncio.CancelledError:
+        # The task's own cancellation is what was asked for; the caller's (a close that is
+        # itself cancelled while it waits) must go on up.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except ignore:
+        pass
 
 
 async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:

@@ -63,3 +63,27 @@ async def test_cancel_all_waits_for_every_task_whatever_it_ends_with() -> None:
     await cancel_all({*running, failed})
     assert all(task.cancelled() for task in running)
     assert failed.done()
+
+
+async def test_a_caller_cancelled_while_waiting_stays_cancelled() -> None:
+    """Cancelling the task that waits in ``cancel_and_wait`` cancels it: its cancel is not swallowed."""
+    cancelled, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            await release.wait()  # cleanup that takes a while
+            raise
+
+    child = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    closer = asyncio.create_task(cancel_and_wait(child))
+    await cancelled.wait()
+    closer.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert closer.cancelled()
+    await asyncio.wait([child])
