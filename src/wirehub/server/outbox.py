@@ -146,10 +146,6 @@ class FlushScheduler:
                 self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self._flush)
 
-    def frame(self, data: bytes) -> bytes:
-        """``data`` as a whole frame (for joined messages, each outbox's own)."""
-        return self._framing(data)
-
     def joined_frame(self, messages: list[bytes]) -> bytes:
         """``messages`` joined into one frame; the same messages queued by many outboxes are joined once.
 
