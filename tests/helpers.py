@@ -58,15 +58,6 @@ class FakeClock:
         self.now += seconds
 
 
-async def writes_done() -> None:
-    """Let the outboxes write what was offered: the turns the flush scheduler waits, and its own.
-
-    Each of those turns is a yield to the event loop (``next_turn``), not a timed wait.
-    """
-    for _ in range(FLUSH_AFTER_TURNS + 1):
-        await asyncio.sleep(0)
-
-
 async def next_turn() -> None:
     """Let every task that is ready run one step: a yield to the event loop, not a timed wait.
 
@@ -74,6 +65,15 @@ async def next_turn() -> None:
     callback scheduled with ``call_soon``); the step it takes is deterministic.
     """
     await asyncio.sleep(0)
+
+
+async def writes_done() -> None:
+    """Let the outboxes write what was offered: the turns the flush scheduler waits, and its own.
+
+    Each of those turns is a yield to the event loop (``next_turn``), not a timed wait.
+    """
+    for _ in range(FLUSH_AFTER_TURNS + 1):
+        await next_turn()
 
 
 class ManualClock:

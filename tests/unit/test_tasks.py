@@ -67,9 +67,10 @@ async def test_cancel_all_waits_for_every_task_whatever_it_ends_with() -> None:
 
 async def test_a_caller_cancelled_while_waiting_stays_cancelled() -> None:
     """Cancelling the task that waits in ``cancel_and_wait`` cancels it: its cancel is not swallowed."""
-    cancelled, release = asyncio.Event(), asyncio.Event()
+    started, cancelled, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def slow_to_stop() -> None:
+        started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -78,7 +79,7 @@ async def test_a_caller_cancelled_while_waiting_stays_cancelled() -> None:
             raise
 
     child = asyncio.create_task(slow_to_stop())
-    await asyncio.sleep(0)
+    await started.wait()
     closer = asyncio.create_task(cancel_and_wait(child))
     await cancelled.wait()
     closer.cancel()
