@@ -1,13 +1,14 @@
 """Core value types shared by every layer: publications, positions, client info.
 
-All are frozen slotted dataclasses. ``JSON`` is the only loose type in public signatures.
+All are immutable slotted dataclasses: frozen ones, or ``immutable`` ones (the types made once
+per message). ``JSON`` is the only loose type in public signatures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar, dataclass_transform
 
 __all__ = [
     "JSON",
@@ -33,6 +34,7 @@ __all__ = [
     "UnsubscribeUser",
     "User",
     "WireDict",
+    "immutable",
 ]
 
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
@@ -40,8 +42,21 @@ JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | 
 
 WireDict: TypeAlias = dict[str, JSON]
 
+_Class = TypeVar("_Class")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass_transform(frozen_default=True)
+def immutable(cls: type[_Class]) -> type[_Class]:
+    """A slotted dataclass that is frozen for type checkers (mypy refuses any assignment to a field)
+    and hashable like a frozen one, but whose ``__init__`` assigns its fields directly.
+
+    For the types made once or more per message: a frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` for every field, which makes it about three times as costly.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
+
+@immutable
 class ClientInfo:
     """Who a connection is, as other clients see it (presence, join/leave, publications)."""
 
@@ -67,7 +82,7 @@ class StreamPosition:
     epoch: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NewPublication:
     """A publication before the store has given it an offset.
 
@@ -83,7 +98,7 @@ class NewPublication:
     idempotency_key: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Publication:
     """A publication as clients receive it. ``offset`` is 0 in channels without history.
 
@@ -111,12 +126,12 @@ class Publication:
         return wire
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Join:
     info: ClientInfo
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Leave:
     info: ClientInfo
 
@@ -255,7 +270,7 @@ class HistoryPage:
     position: StreamPosition
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class HistoryLimits:
     """Retention of one channel's stream: at most ``size`` publications, none older than ``ttl_s``."""
 

@@ -183,6 +183,18 @@ def test_decode_frame_accepts_only_numbers_that_can_be_re_encoded_when_overflowi
     encode_push("c", "pub", {"data": request.data})
 
 
+@pytest.mark.parametrize("number", [2**64 - 1, 2**64, -(2**63) - 1, 10**18, 10**19, 7 * 10**40, -(10**25)])
+def test_decode_frame_keeps_integers_exact_within_and_beyond_64_bits(number: int) -> None:
+    """Integers of 19 digits and more (which orjson would read as floats) come back exact."""
+    commands = decode_frame(
+        '{"id":1,"publish":{"channel":"c","data":[' + str(number) + ',"9999999999999999999"]}}'
+    )
+    request = commands[0].request
+    assert isinstance(request, PublishRequest)
+    assert request.data == [number, "9999999999999999999"]
+    assert type(request.data[0]) is int
+
+
 @pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "a\\ud83d", "\\ude00b"])
 def test_decode_frame_accepts_only_strings_that_can_be_sent_when_lone_surrogate(escape: str) -> None:
     """A lone surrogate escape is rejected with 3501 or decoded to something that encodes to valid UTF-8."""

@@ -76,6 +76,9 @@ class FakeBroker:
     async def publish(self, channel: str, message: BrokerMessage) -> None:
         self.published.append((channel, message))
 
+    def publish_now(self, channel: str, message: BrokerMessage) -> bool:
+        return False
+
     async def publish_control(self, message: ControlMessage) -> None:
         self.controls.append(message)
 

@@ -7,13 +7,13 @@ handed and can be made to fail or to hold a publish until the test lets it go.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from tests.helpers import next_turn
 
 from wirehub.errors import BrokerUnavailable, StoreUnavailable
-from wirehub.server.pipeline import PublishPipeline
+from wirehub.server.pipeline import Published, PublishPipeline
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import Appended, BrokerMessage, ControlMessage, HistoryLimits, NewPublication, Publication
 
@@ -39,6 +39,8 @@ class RecordingBroker:
         self.published: list[tuple[str, Publication]] = []
         self.down = False
         self.gate: asyncio.Event | None = None
+        self.at_once = False
+        """Take publications without waiting, as the in-process broker does."""
 
     async def publish(self, channel: str, message: BrokerMessage) -> None:
         if self.gate is not None:
@@ -47,6 +49,15 @@ class RecordingBroker:
             raise BrokerUnavailable()
         assert isinstance(message, Publication)
         self.published.append((channel, message))
+
+    def publish_now(self, channel: str, message: BrokerMessage) -> bool:
+        if not self.at_once:
+            return False
+        if self.down:
+            raise BrokerUnavailable()
+        assert isinstance(message, Publication)
+        self.published.append((channel, message))
+        return True
 
     async def publish_control(self, message: ControlMessage) -> None: ...
 
@@ -211,3 +222,55 @@ async def test_a_full_broker_backlog_leaves_out_the_oldest(
     assert sorted(handed_over + left_out) == list(range(1, 7))
     assert handed_over == sorted(handed_over)
     assert left_out
+
+
+Outcomes = list[tuple[Published | None, BaseException | None]]
+
+
+def recording(outcomes: Outcomes) -> Callable[[Published | None, BaseException | None], None]:
+    return lambda published, exc: outcomes.append((published, exc))
+
+
+async def test_a_broker_that_takes_at_once_fans_out_before_submit_soon_returns(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """The in-process broker's path: nothing to await, the outcome is told within the call."""
+    broker.at_once = True
+    outcomes: Outcomes = []
+    assert pipeline.submit_soon("c", NewPublication("now"), None, recording(outcomes)) is None
+    assert [pub.data for _, pub in broker.published] == ["now"]
+    assert len(outcomes) == 1
+    published, exc = outcomes[0]
+    assert exc is None
+    assert published is not None
+    assert published[0].data == "now"
+
+
+async def test_a_broker_that_fails_at_once_fails_the_publication(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """Nothing holds an unstored publication the broker refused: the publisher learns it at once."""
+    broker.at_once = broker.down = True
+    outcomes: Outcomes = []
+    assert pipeline.submit_soon("c", NewPublication("lost"), None, recording(outcomes)) is None
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0][1], BrokerUnavailable)
+
+
+async def test_an_awaited_hand_over_keeps_later_publications_of_its_channel_behind_it(
+    pipeline: PublishPipeline, broker: RecordingBroker
+) -> None:
+    """The caller awaits the hand-over; what is submitted to the channel meanwhile queues behind."""
+    broker.gate = asyncio.Event()
+    outcomes: Outcomes = []
+    handing_over = pipeline.submit_soon("c", NewPublication(1), None, recording(outcomes))
+    assert handing_over is not None
+    first = asyncio.ensure_future(handing_over)
+    await next_turn()
+    assert pipeline.submit_soon("c", NewPublication(2), None, recording(outcomes)) is None
+    assert outcomes == []
+    broker.gate.set()
+    await first
+    await pipeline.close()
+    assert [pub.data for _, pub in broker.published] == [1, 2]
+    assert [published[0].data for published, _ in outcomes if published is not None] == [1, 2]

@@ -48,6 +48,9 @@ class BusBroker:
 
     async def publish(self, channel: str, message: BrokerMessage) -> None: ...
 
+    def publish_now(self, channel: str, message: BrokerMessage) -> bool:
+        return False
+
     async def publish_control(self, message: ControlMessage) -> None:
         self.bus.deliver(message)
 

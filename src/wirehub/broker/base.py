@@ -68,6 +68,13 @@ class Broker(Protocol):
         """
         ...
 
+    def publish_now(self, channel: str, message: BrokerMessage) -> bool:
+        """``publish`` without waiting, if this broker can (the in-process one delivers at once).
+
+        False: nothing was done, and ``publish`` must be awaited instead.
+        """
+        ...
+
     async def publish_control(self, message: ControlMessage) -> None:
         """Deliver a node-level control message to every started node, this one included."""
         ...

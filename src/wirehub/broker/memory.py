@@ -37,8 +37,12 @@ class MemoryBroker:
         self._channels.discard(channel)
 
     async def publish(self, channel: str, message: BrokerMessage) -> None:
+        self.publish_now(channel, message)
+
+    def publish_now(self, channel: str, message: BrokerMessage) -> bool:
         if self._listener is not None and channel in self._channels:
             self._listener.on_message(channel, message)
+        return True
 
     async def publish_control(self, message: ControlMessage) -> None:
         if self._listener is not None:

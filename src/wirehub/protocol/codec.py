@@ -41,8 +41,11 @@ MAX_FRAME_DEPTH = 256
 within what the JSON libraries parse without running out of stack."""
 
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
-"""A run of digits that may be an integer beyond 64 bits, which orjson would turn into a float."""
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+"""A run of digits that may be an integer beyond 64 bits, which orjson would turn into a float.
+Looked for in the line with every digit translated to 0: several times faster than a regular
+expression for a run of digits."""
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -72,7 +75,7 @@ def decode_frame(frame: str | bytes) -> list[Command]:
         except UnicodeEncodeError:
             raise DisconnectBadRequest("frame is not UTF-8") from None
     commands: list[Command] = []
-    for line in frame.strip().split(b"\n"):
+    for line in frame.split(b"\n") if b"\n" in frame else (frame,):
         if not line.strip():
             continue
         obj = _decode_line(line)
@@ -95,7 +98,7 @@ def _decode_line(line: bytes) -> Any:
     standard library, which keeps it exact.
     """
     try:
-        if _LONG_NUMBER.search(line) is None:
+        if _LONG_NUMBER not in line.translate(_DIGITS_AS_ZEROS):
             return orjson.loads(line)
         obj = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from wirehub.errors import DisconnectBadRequest
-from wirehub.types import JSON
+from wirehub.types import JSON, immutable
 
 __all__ = [
     "MAX_UINT32",
@@ -73,7 +73,7 @@ class UnsubscribeRequest:
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PublishRequest:
     channel: str
     data: JSON = None
@@ -159,7 +159,7 @@ Request: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Command:
     id: int
     method: str

@@ -9,11 +9,12 @@ pipelines publishes and replies when the queue is done with it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, assert_never
 
 from wirehub.auth.base import SubscriptionClaims
 from wirehub.channels.policy import history_granted, presence_granted, publish_granted, subscribe_granted
+from wirehub.config import NamespaceOptions
 from wirehub.errors import (
     AlreadySubscribed,
     Disconnect,
@@ -60,7 +61,7 @@ from wirehub.protocol.replies import (
 from wirehub.server import subscriptions
 from wirehub.server.pipeline import OnDone
 from wirehub.server.subscriptions import Subscription
-from wirehub.types import HistoryPage, User, WireDict
+from wirehub.types import JSON, ClientInfo, HistoryPage, User, WireDict
 
 if TYPE_CHECKING:
     from wirehub.server.connection import Client
@@ -241,23 +242,42 @@ async def subscribe(client: Client, command: Command, request: SubscribeRequest)
 # --------------------------------------------------------------------------- publish, presence, history
 
 
-async def start_publish(client: Client, request: PublishRequest, on_done: OnDone) -> None:
-    """Authorise and validate a publish (``on_publish``), then queue it; ``on_done`` gets the outcome."""
+def start_publish(client: Client, request: PublishRequest, on_done: OnDone) -> Awaitable[None] | None:
+    """Authorise and validate a publish (``on_publish``), then queue it; ``on_done`` gets the outcome.
+
+    None when that is done already: the default ``on_publish`` allowed it and it is queued (on
+    the in-process broker a publication without history is fanned out, too). Otherwise the
+    caller awaits what is returned: the namespace handler's ``on_publish`` and the queueing, or
+    the hand-over to a broker that must be waited for.
+    """
     name, options = client.node.resolve(request.channel)
     sub = client.subs.get(request.channel)
     granted = publish_granted(options, subscribed=sub is not None, anonymous=client.user.anonymous)
     handler = client.node.router.handler_for(name.namespace)
-    if handler.default_on_publish:
-        # What the default on_publish would do, without the context it would not look at.
-        if not granted:
-            raise Forbidden()
-        data = request.data
-    else:
-        data = await handler.on_publish(
-            client.context(request.channel, options, granted=granted), request.data
-        )
     info = sub.info if sub else client.info()
-    await client.node.submit_publish(request.channel, data, on_done, options=options, info=info)
+    if not handler.default_on_publish:
+        ctx = client.context(request.channel, options, granted=granted)
+        return _publish_after_handler(
+            client, request.channel, handler.on_publish(ctx, request.data), on_done, options, info
+        )
+    # What the default on_publish would do, without the context it would not look at.
+    if not granted:
+        raise Forbidden()
+    return client.node.submit_publish(request.channel, request.data, on_done, options=options, info=info)
+
+
+async def _publish_after_handler(
+    client: Client,
+    channel: str,
+    on_publish: Awaitable[JSON],
+    on_done: OnDone,
+    options: NamespaceOptions,
+    info: ClientInfo,
+) -> None:
+    data = await on_publish
+    handing_over = client.node.submit_publish(channel, data, on_done, options=options, info=info)
+    if handing_over is not None:
+        await handing_over
 
 
 async def _authorize_presence(client: Client, channel: str) -> None:

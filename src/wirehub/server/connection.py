@@ -281,7 +281,9 @@ class Client:
         if isinstance(request, PublishRequest):
             self._in_flight += 1
             try:
-                await commands.start_publish(self, request, partial(self._published, command))
+                handing_over = commands.start_publish(self, request, partial(self._published, command))
+                if handing_over is not None:
+                    await handing_over
             except Exception as exc:
                 self._published(command, None, exc)
             return

@@ -19,7 +19,7 @@ import resource
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Protocol, assert_never
 
@@ -292,7 +292,7 @@ class Node:
         self._resolved[channel] = resolved
         return resolved
 
-    async def submit_publish(
+    def submit_publish(
         self,
         channel: str,
         data: JSON,
@@ -303,11 +303,12 @@ class Node:
         tags: Mapping[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """Queue a publication without waiting for the store or the broker; ``on_done`` is told the outcome.
 
         (A publication without history to a channel with nothing queued is handed to the broker
-        at once, in the caller's task: ``PublishPipeline.submit_soon``.)
+        at once: ``PublishPipeline.submit_soon``. What it returns, when not None, finishes that
+        in the caller's task and must be awaited before the caller's next publish.)
 
         The outcome is the publication and its stream's epoch ("" when it was not stored). For
         a channel with history it is stored first (``skip_history`` fans out without storing).
@@ -316,7 +317,7 @@ class Node:
         window returns (and fans out again, which hubs drop as a duplicate offset) the original.
         """
         limits, new = self._new_publication(channel, data, options, info, tags, idempotency_key, skip_history)
-        await self.pipeline.submit_soon(channel, new, limits, on_done)
+        return self.pipeline.submit_soon(channel, new, limits, on_done)
 
     async def publish(
         self,

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,13 +73,16 @@ class _Pending:
         self._tell(None, exc)
 
     def _tell(self, published: Published | None, exc: BaseException | None) -> None:
-        if self.told:
-            return
-        self.told = True
-        try:
-            self.on_done(published, exc)
-        except Exception:
-            logger.exception("publish outcome callback failed")
+        if not self.told:
+            self.told = True
+            _tell(self.on_done, published, exc)
+
+
+def _tell(on_done: OnDone, published: Published | None, exc: BaseException | None) -> None:
+    try:
+        on_done(published, exc)
+    except Exception:
+        logger.exception("publish outcome callback failed")
 
 
 @dataclass(slots=True)
@@ -137,19 +140,37 @@ class PublishPipeline:
             line.storing = True
             self._start(self._store_stage(channel, line))
 
-    async def submit_soon(
+    def submit_soon(
         self, channel: str, pub: NewPublication, limits: HistoryLimits | None, on_done: OnDone
-    ) -> None:
+    ) -> Awaitable[None] | None:
         """``submit``, except that a publication without history to an idle channel is handed to the
-        broker in the caller's own task: no task of its own, and the in-process broker has
-        delivered it (and ``on_done`` has been called) when this returns.
+        broker at once, with no task of its own.
+
+        A broker that takes it without waiting (the in-process one) has delivered it, and
+        ``on_done`` has been told, when this returns None. Otherwise what is returned hands it
+        over in the caller's own task: the caller awaits it before its next publish.
         """
         if limits is not None or channel in self._lines:
             self.submit(channel, pub, limits, on_done)
-            return
+            return None
+        publication = _unstored(pub)
+        started = time.perf_counter()
+        try:
+            taken = self._broker.publish_now(channel, publication)
+        except Exception as exc:
+            self._broker_timing.observe(time.perf_counter() - started)
+            _tell(on_done, None, exc)  # nothing holds it: the publisher learns and may retry
+            return None
+        if not taken:
+            return self._hand_over_now(channel, _Outgoing(_Pending(pub, None, on_done), publication, ""))
+        self._broker_timing.observe(time.perf_counter() - started)
+        _tell(on_done, (publication, ""), None)
+        return None
+
+    async def _hand_over_now(self, channel: str, outgoing: _Outgoing) -> None:
         line = self._lines[channel] = _Line(publishing=True)  # what comes meanwhile queues behind
         try:
-            await self._hand_over(channel, _Outgoing(_Pending(pub, None, on_done), _unstored(pub), ""))
+            await self._hand_over(channel, outgoing)
         finally:
             line.publishing = False
             self._after_broker(channel, line)

@@ -107,6 +107,9 @@ class RedisBroker:
     async def publish(self, channel: str, message: BrokerMessage) -> None:
         await self.client.publish(self.keys.channel(channel), encode_message(message))
 
+    def publish_now(self, channel: str, message: BrokerMessage) -> bool:
+        return False  # a publish waits for Redis's answer: it may fail
+
     async def publish_control(self, message: ControlMessage) -> None:
         await self.client.publish(self.keys.control, encode_control(message))
 
