@@ -254,6 +254,15 @@ def test_encode_reply_sends_empty_result_as_empty_object() -> None:
     assert encode_reply(3, "publish", {}) == b'{"id":3,"publish":{}}'
 
 
+@pytest.mark.parametrize(
+    "method", ["publish", "unsubscribe", "subscribe", "rpc", "sub_refresh", "presence_stats"]
+)
+@pytest.mark.parametrize("cmd_id", [1, 7, 2**32 - 1])
+def test_encode_reply_formats_empty_results_as_the_encoder_would(method: str, cmd_id: int) -> None:
+    """The formatted empty reply is byte for byte what encoding the reply object gives."""
+    assert encode_reply(cmd_id, method, {}) == encode({"id": cmd_id, method: {}})
+
+
 def test_encode_error_omits_temporary_when_false() -> None:
     """A permanent error carries only code and message."""
     assert encode_error(5, ErrorReply(103, "permission denied")) == (

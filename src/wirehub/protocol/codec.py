@@ -160,6 +160,10 @@ def _check_text(text: str) -> None:
 
 
 def encode_reply(cmd_id: int, method: str, result: WireDict) -> bytes:
+    if not result:
+        # The reply to every publish: formatted, not encoded (``method`` is one of the command
+        # names, plain ASCII, and ``cmd_id`` an integer).
+        return b'{"id":%d,"%s":{}}' % (cmd_id, method.encode())
     return encode({"id": cmd_id, method: result})
 
 

@@ -198,7 +198,9 @@ class Client:
         waits for the next one.
         """
         for command in decode_frame(message):
-            await self._dispatch(command)
+            running = self._dispatch(command)
+            if running is not None:
+                await running
             if self._closing is not None:
                 return False
         return True
@@ -264,11 +266,16 @@ class Client:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def _dispatch(self, command: Command) -> None:
+    def _dispatch(self, command: Command) -> Awaitable[None] | None:
+        """Start ``command``: None when it is done (or, a publish, queued); else what runs the rest.
+
+        The reader awaits what is returned before the frame's next command. A publish the default
+        handler allows, on the in-process broker, is answered before this returns.
+        """
         self.session.admit(command)
         request = command.request
         if isinstance(request, Pong):
-            return
+            return None
         if self._commands is not None:
             balance = self._commands.take(self._clock.time())
             if balance < 0:
@@ -277,16 +284,25 @@ class Client:
                 self.node.metrics.command_failed(command.method, RateLimited.code)
                 if command.id:  # ``send`` has no reply to carry the error
                     self.deliver(encode_error(command.id, error_reply(RateLimited())))
-                return
-        if isinstance(request, PublishRequest):
-            self._in_flight += 1
-            try:
-                handing_over = commands.start_publish(self, request, partial(self._published, command))
-                if handing_over is not None:
-                    await handing_over
-            except Exception as exc:
-                self._published(command, None, exc)
-            return
+                return None
+        if not isinstance(request, PublishRequest):
+            return self._run(command)
+        self._in_flight += 1
+        try:
+            handing_over = commands.start_publish(self, request, partial(self._published, command))
+        except Exception as exc:
+            self._published(command, None, exc)
+            return None
+        return None if handing_over is None else self._finish_publish(command, handing_over)
+
+    async def _finish_publish(self, command: Command, handing_over: Awaitable[None]) -> None:
+        try:
+            await handing_over
+        except Exception as exc:
+            self._published(command, None, exc)
+
+    async def _run(self, command: Command) -> None:
+        request = command.request
         if self._in_flight:
             await self._publishes_done()
         try:
