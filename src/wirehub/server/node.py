@@ -46,7 +46,7 @@ from wirehub.server.outbox import FlushScheduler
 from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
 from wirehub.server.sink import text_frame
-from wirehub.storage.base import MessageStore
+from wirehub.storage.base import HistoryQuery, MessageStore
 from wirehub.tasks import cancel_and_wait
 from wirehub.types import (
     JSON,
@@ -370,7 +370,7 @@ class Node:
             raise Invalid("reverse history needs since.offset > 0")
         if cap is not None:
             limit = cap if limit < 0 else min(limit, cap)
-        return await self.store.read(channel, since=since, limit=limit, reverse=reverse)
+        return await self.store.read(channel, HistoryQuery(since=since, limit=limit, reverse=reverse))
 
     # ------------------------------------------------------------------ presence and join/leave
 
