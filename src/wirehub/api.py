@@ -25,9 +25,9 @@ from wirehub.errors import (
     Invalid,
     NotAvailable,
     RequestError,
-    UnrecoverablePosition,
     disconnect_for_code,
 )
+from wirehub.protocol.frames import HistoryRequest
 from wirehub.types import (
     JSON,
     ClientInfo,
@@ -162,12 +162,7 @@ class Server:
         _, options = self._node.resolve(channel)
         if not options.history_enabled:
             raise NotAvailable("channel has no history")
-        page = await self._node.history(
-            channel, since=since.offset if since else None, limit=limit, reverse=reverse
-        )
-        if since is not None and since.epoch and since.epoch != page.position.epoch:
-            raise UnrecoverablePosition()
-        return page
+        return await self._node.history(HistoryRequest(channel, limit, since, reverse))
 
     async def history_remove(self, channel: str) -> None:
         """Drop the channel's publications; offsets and epoch go on, so positions stay valid."""

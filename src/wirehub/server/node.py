@@ -36,8 +36,10 @@ from wirehub.errors import (
     Invalid,
     StoreUnavailable,
     UnknownChannel,
+    UnrecoverablePosition,
     disconnect_for_code,
 )
+from wirehub.protocol.frames import HistoryRequest
 from wirehub.server.admission import ConnectionCounter, TrustedProxies, default_connection_cap
 from wirehub.server.hub import Hub
 from wirehub.server.metrics import NodeMetrics
@@ -356,21 +358,23 @@ class Node:
         )
         return limits, new
 
-    async def history(
-        self,
-        channel: str,
-        *,
-        since: int | None,
-        limit: int,
-        reverse: bool,
-        cap: int | None = None,
-    ) -> HistoryPage:
-        """A page of history; ``limit`` -1 (or beyond ``cap``) reads up to ``cap``, None = no cap."""
-        if reverse and since == 0:
+    async def history(self, request: HistoryRequest, *, cap: int | None = None) -> HistoryPage:
+        """The page ``request`` asks for; ``limit`` -1 (or beyond ``cap``) reads up to ``cap``, None = no cap.
+
+        ``UnrecoverablePosition`` (112) if ``request.since`` has an epoch that is not the stream's.
+        """
+        since, limit = request.since, request.limit
+        if request.reverse and since is not None and since.offset == 0:
             raise Invalid("reverse history needs since.offset > 0")
         if cap is not None:
             limit = cap if limit < 0 else min(limit, cap)
-        return await self.store.read(channel, HistoryQuery(since=since, limit=limit, reverse=reverse))
+        query = HistoryQuery(
+            since=None if since is None else since.offset, limit=limit, reverse=request.reverse
+        )
+        page = await self.store.read(request.channel, query)
+        if since is not None and since.epoch and since.epoch != page.position.epoch:
+            raise UnrecoverablePosition()
+        return page
 
     # ------------------------------------------------------------------ presence and join/leave
 
