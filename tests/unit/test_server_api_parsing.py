@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from wirehub.protocol.frames import HistoryRequest
 from wirehub.protocol.server_api import (
     ApiRequestInvalid,
     BatchCommand,
     BroadcastCommand,
     ChannelsCommand,
     DisconnectCommand,
-    HistoryCommand,
     InfoCommand,
     PublishCommand,
     parse_api_command,
@@ -76,8 +76,8 @@ def test_connection_methods_read_their_selectors() -> None:
 
 def test_history_channels_info_and_batch_parse() -> None:
     """history without limit asks for the position only; batch keeps each command's method."""
-    assert parse_api_command("history", {"channel": "c"}) == HistoryCommand("c")
-    assert parse_api_command("history", {"channel": "c", "limit": -1, "reverse": True}) == HistoryCommand(
+    assert parse_api_command("history", {"channel": "c"}) == HistoryRequest("c")
+    assert parse_api_command("history", {"channel": "c", "limit": -1, "reverse": True}) == HistoryRequest(
         "c", -1, None, True
     )
     assert parse_api_command("channels", {}) == ChannelsCommand()

@@ -7,6 +7,8 @@ Unknown fields are ignored, as Centrifugo does. Pure code: no I/O.
 
 ``subscribe``, ``unsubscribe`` and ``refresh`` parse into the node-level control messages they
 become (``SubscribeUser``...), with ``origin`` left empty: the node that sends one fills it in.
+``presence``, ``presence_stats`` and ``history`` parse into the client protocol's requests
+(``protocol.frames``), which ask for the same.
 ``disconnect`` keeps a command of its own, as its close code is optional here (the node's default
 applies) and it is checked and settled only when the node sends the control message.
 """
@@ -17,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from wirehub.protocol.frames import HistoryRequest, PresenceRequest, PresenceStatsRequest
 from wirehub.types import JSON, RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
 
 __all__ = [
@@ -26,11 +29,8 @@ __all__ = [
     "BroadcastCommand",
     "ChannelsCommand",
     "DisconnectCommand",
-    "HistoryCommand",
     "HistoryRemoveCommand",
     "InfoCommand",
-    "PresenceCommand",
-    "PresenceStatsCommand",
     "PublishCommand",
     "parse_api_command",
 ]
@@ -69,24 +69,6 @@ class DisconnectCommand:
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceCommand:
-    channel: str
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceStatsCommand:
-    channel: str
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryCommand:
-    channel: str
-    limit: int = 0
-    since: StreamPosition | None = None
-    reverse: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class HistoryRemoveCommand:
     channel: str
 
@@ -115,9 +97,9 @@ ApiCommand: TypeAlias = (
     | UnsubscribeUser
     | DisconnectCommand
     | RefreshUser
-    | PresenceCommand
-    | PresenceStatsCommand
-    | HistoryCommand
+    | PresenceRequest
+    | PresenceStatsRequest
+    | HistoryRequest
     | HistoryRemoveCommand
     | ChannelsCommand
     | InfoCommand
@@ -282,8 +264,8 @@ def _refresh(f: _Fields) -> RefreshUser:
     )
 
 
-def _history(f: _Fields) -> HistoryCommand:
-    return HistoryCommand(
+def _history(f: _Fields) -> HistoryRequest:
+    return HistoryRequest(
         channel=f.text("channel", required=True),
         limit=f.integer("limit", minimum=-1, maximum=2**31 - 1) or 0,
         since=f.position("since"),
@@ -319,8 +301,8 @@ _PARSERS: dict[str, Callable[[_Fields], ApiCommand]] = {
     ),
     "disconnect": _disconnect,
     "refresh": _refresh,
-    "presence": lambda f: PresenceCommand(f.text("channel", required=True)),
-    "presence_stats": lambda f: PresenceStatsCommand(f.text("channel", required=True)),
+    "presence": lambda f: PresenceRequest(f.text("channel", required=True)),
+    "presence_stats": lambda f: PresenceStatsRequest(f.text("channel", required=True)),
     "history": _history,
     "history_remove": lambda f: HistoryRemoveCommand(f.text("channel", required=True)),
     "channels": lambda f: ChannelsCommand(f.text("pattern")),

@@ -29,6 +29,7 @@ from wirehub.api import PublishResult, Server
 from wirehub.config import ApiSettings
 from wirehub.errors import RequestError, error_reply
 from wirehub.protocol.codec import encode
+from wirehub.protocol.frames import HistoryRequest, PresenceRequest, PresenceStatsRequest
 from wirehub.protocol.replies import presence_result, presence_stats_result
 from wirehub.protocol.server_api import (
     ApiCommand,
@@ -37,11 +38,8 @@ from wirehub.protocol.server_api import (
     BroadcastCommand,
     ChannelsCommand,
     DisconnectCommand,
-    HistoryCommand,
     HistoryRemoveCommand,
     InfoCommand,
-    PresenceCommand,
-    PresenceStatsCommand,
     PublishCommand,
     parse_api_command,
 )
@@ -195,12 +193,12 @@ class ServerApiRoutes:
                         expire_at=command.expire_at,
                     )
                 )
-            case PresenceCommand():
+            case PresenceRequest():
                 # The same bodies as the client protocol's presence replies (Centrifugo's shape).
                 return presence_result(await server.presence(command.channel))
-            case PresenceStatsCommand():
+            case PresenceStatsRequest():
                 return presence_stats_result(await server.presence_stats(command.channel))
-            case HistoryCommand():
+            case HistoryRequest():
                 page = await server.history(
                     command.channel, limit=command.limit, since=command.since, reverse=command.reverse
                 )
