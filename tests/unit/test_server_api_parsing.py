@@ -17,7 +17,7 @@ from wirehub.protocol.server_api import (
     PublishCommand,
     parse_api_command,
 )
-from wirehub.types import RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
+from wirehub.types import PublishOptions, RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
 
 
 def test_publish_reads_every_field_and_ignores_unknown_ones() -> None:
@@ -31,7 +31,7 @@ def test_publish_reads_every_field_and_ignores_unknown_ones() -> None:
         "delta": True,
     }
     assert parse_api_command("publish", body) == PublishCommand(
-        "chat:x", {"text": "hi"}, {"k": "v"}, "key-1", skip_history=True
+        "chat:x", {"text": "hi"}, PublishOptions({"k": "v"}, "key-1", skip_history=True)
     )
 
 

@@ -15,12 +15,19 @@ applies) and it is checked and settled only when the node sends the control mess
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from wirehub.protocol.frames import HistoryRequest, PresenceRequest, PresenceStatsRequest
-from wirehub.types import JSON, RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
+from wirehub.types import (
+    JSON,
+    PublishOptions,
+    RefreshUser,
+    StreamPosition,
+    SubscribeUser,
+    UnsubscribeUser,
+)
 
 __all__ = [
     "ApiCommand",
@@ -44,18 +51,14 @@ class ApiRequestInvalid(ValueError):
 class PublishCommand:
     channel: str
     data: JSON
-    tags: Mapping[str, str] = field(default_factory=dict)
-    idempotency_key: str = ""
-    skip_history: bool = False
+    options: PublishOptions = field(default_factory=PublishOptions)
 
 
 @dataclass(frozen=True, slots=True)
 class BroadcastCommand:
     channels: tuple[str, ...]
     data: JSON
-    tags: Mapping[str, str] = field(default_factory=dict)
-    idempotency_key: str = ""
-    skip_history: bool = False
+    options: PublishOptions = field(default_factory=PublishOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +214,10 @@ def _broadcast(f: _Fields) -> BroadcastCommand:
     return BroadcastCommand(f.strings("channels", required=True), *_publication(f))
 
 
-def _publication(f: _Fields) -> tuple[JSON, dict[str, str], str, bool]:
+def _publication(f: _Fields) -> tuple[JSON, PublishOptions]:
     """What publish and broadcast share, in their fields' order: data, tags, idempotency key, skip history."""
-    return f.json("data", required=True), f.tags("tags"), f.text("idempotency_key"), f.flag("skip_history")
+    data = f.json("data", required=True)
+    return data, PublishOptions(f.tags("tags"), f.text("idempotency_key"), f.flag("skip_history"))
 
 
 def _subscribe(f: _Fields) -> SubscribeUser:

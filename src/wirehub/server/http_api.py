@@ -132,22 +132,22 @@ class ServerApiRoutes:
         """Carry out one command; its result, or the request error it raised."""
         server = self._server
         match command:
-            case PublishCommand():
+            case PublishCommand(options=options):
                 published = await server.publish(
                     command.channel,
                     command.data,
-                    tags=command.tags,
-                    idempotency_key=command.idempotency_key,
-                    skip_history=command.skip_history,
+                    tags=options.tags,
+                    idempotency_key=options.idempotency_key,
+                    skip_history=options.skip_history,
                 )
                 return _published(published)
-            case BroadcastCommand():
+            case BroadcastCommand(options=options):
                 results = await server.broadcast(
                     command.channels,
                     command.data,
-                    tags=command.tags,
-                    idempotency_key=command.idempotency_key,
-                    skip_history=command.skip_history,
+                    tags=options.tags,
+                    idempotency_key=options.idempotency_key,
+                    skip_history=options.skip_history,
                 )
                 responses: list[JSON] = [
                     _error(r) if isinstance(r, RequestError) else {"result": _published(r)} for r in results
