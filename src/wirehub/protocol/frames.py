@@ -17,6 +17,7 @@ from wirehub.types import JSON, StreamPosition, immutable
 __all__ = [
     "MAX_UINT32",
     "MAX_UINT64",
+    "ChannelRequest",
     "Command",
     "ConnectRequest",
     "HistoryRequest",
@@ -69,8 +70,15 @@ class SubscribeRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class UnsubscribeRequest:
+class ChannelRequest:
+    """A command that names a channel and nothing else; which one is its subclass."""
+
     channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeRequest(ChannelRequest):
+    pass
 
 
 @immutable
@@ -80,13 +88,13 @@ class PublishRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceRequest:
-    channel: str
+class PresenceRequest(ChannelRequest):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceStatsRequest:
-    channel: str
+class PresenceStatsRequest(ChannelRequest):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
