@@ -43,7 +43,7 @@ from tests.services import MongoStandIn
 from bench.fanout import cpu_seconds, machine_busy_seconds
 from wirehub.broker.memory import MemoryBroker
 from wirehub.server.pipeline import PublishPipeline
-from wirehub.storage.base import MessageStore
+from wirehub.storage.base import HistoryQuery, MessageStore
 from wirehub.storage.mongo import MongoStore
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import (
@@ -90,10 +90,8 @@ class CountingStore:
         self.appended += len(pubs)
         return await self.inner.append(channel, pubs, limits=limits)
 
-    async def read(
-        self, channel: str, *, since: int | None, limit: int, reverse: bool = False
-    ) -> HistoryPage:
-        return await self.inner.read(channel, since=since, limit=limit, reverse=reverse)
+    async def read(self, channel: str, query: HistoryQuery) -> HistoryPage:
+        return await self.inner.read(channel, query)
 
     async def position(self, channel: str) -> StreamPosition:
         return await self.inner.position(channel)

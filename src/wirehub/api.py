@@ -25,15 +25,16 @@ from wirehub.errors import (
     Invalid,
     NotAvailable,
     RequestError,
-    UnrecoverablePosition,
     disconnect_for_code,
 )
+from wirehub.protocol.frames import HistoryRequest
 from wirehub.types import (
     JSON,
     ClientInfo,
     DisconnectUser,
     HistoryPage,
     PresenceStats,
+    PublishOptions,
     RefreshUser,
     StreamPosition,
     SubscribeUser,
@@ -113,17 +114,7 @@ class Server:
         (``store.idempotency_window_s``) returns the original publication's place instead of
         publishing again. ``skip_history`` delivers without storing.
         """
-        _, options = self._node.resolve(channel)
-        pub, epoch = await self._node.publish(
-            channel,
-            data,
-            options=options,
-            tags=tags,
-            idempotency_key=idempotency_key,
-            skip_history=skip_history,
-        )
-        self._node.metrics.api_publications += 1
-        return PublishResult(pub.offset, epoch)
+        return await self._publish(channel, data, PublishOptions(tags or {}, idempotency_key, skip_history))
 
     async def broadcast(
         self,
@@ -135,16 +126,21 @@ class Server:
         skip_history: bool = False,
     ) -> list[PublishResult | RequestError]:
         """Publish ``data`` to every channel at once; one result (or error) per channel, in order."""
+        publish_options = PublishOptions(tags or {}, idempotency_key, skip_history)
 
         async def one(channel: str) -> PublishResult | RequestError:
             try:
-                return await self.publish(
-                    channel, data, tags=tags, idempotency_key=idempotency_key, skip_history=skip_history
-                )
+                return await self._publish(channel, data, publish_options)
             except RequestError as exc:
                 return exc
 
         return list(await asyncio.gather(*(one(channel) for channel in channels)))
+
+    async def _publish(self, channel: str, data: JSON, publish_options: PublishOptions) -> PublishResult:
+        _, options = self._node.resolve(channel)
+        pub, epoch = await self._node.publish(channel, data, options=options, publish_options=publish_options)
+        self._node.metrics.api_publications += 1
+        return PublishResult(pub.offset, epoch)
 
     async def history(
         self,
@@ -162,12 +158,7 @@ class Server:
         _, options = self._node.resolve(channel)
         if not options.history_enabled:
             raise NotAvailable("channel has no history")
-        page = await self._node.history(
-            channel, since=since.offset if since else None, limit=limit, reverse=reverse
-        )
-        if since is not None and since.epoch and since.epoch != page.position.epoch:
-            raise UnrecoverablePosition()
-        return page
+        return await self._node.history(HistoryRequest(channel, limit, since, reverse))
 
     async def history_remove(self, channel: str) -> None:
         """Drop the channel's publications; offsets and epoch go on, so positions stay valid."""

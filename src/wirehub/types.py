@@ -26,6 +26,7 @@ __all__ = [
     "NodeGone",
     "PresenceStats",
     "Publication",
+    "PublishOptions",
     "RefreshUser",
     "StreamPosition",
     "SubscribeUser",
@@ -96,6 +97,20 @@ class NewPublication:
     tags: Mapping[str, str] = field(default_factory=dict)
     time_ms: int = 0
     idempotency_key: str = ""
+
+
+@immutable
+class PublishOptions:
+    """What a server API publication asks for beyond its data (``Server.publish``'s keywords).
+
+    ``tags`` travel with it to subscribers; a retry with the same non-empty ``idempotency_key``
+    within the store's window returns the original publication; ``skip_history`` fans it out
+    without storing it.
+    """
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    idempotency_key: str = ""
+    skip_history: bool = False
 
 
 @immutable

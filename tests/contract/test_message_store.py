@@ -20,7 +20,7 @@ from tests.helpers import FakeClock
 from tests.mongo_helpers import drop_database, start_store
 from wirehub.config import StoreSettings
 from wirehub.errors import StoreUnavailable
-from wirehub.storage.base import MessageStore
+from wirehub.storage.base import HistoryQuery, MessageStore
 from wirehub.storage.mongo import MongoStore
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import JSON, ClientInfo, HistoryLimits, NewPublication, Publication, StreamPosition
@@ -99,7 +99,7 @@ async def test_append_assigns_unique_consecutive_offsets_when_concurrent(store: 
         assert _offsets(batch) == [batch[0].offset, batch[0].offset + 1]
     all_offsets = sorted(offset for batch in batches for offset in _offsets(batch))
     assert all_offsets == list(range(1, 101))
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     assert _offsets(page.publications) == list(range(1, 101))
     assert page.position.offset == 100
 
@@ -117,7 +117,7 @@ async def test_append_stamps_time_when_not_given(store: MessageStore, clock: Fak
     appended = (
         await store.append("ch", [NewPublication(data=1), NewPublication(data=2, time_ms=123)], limits=LIMITS)
     ).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     now_ms = int(clock.now * 1000)
     assert [pub.time_ms for pub in appended] == [now_ms, 123]
@@ -130,7 +130,7 @@ async def test_append_trims_to_newest_size(store: MessageStore) -> None:
     for value in range(1, 11):
         await store.append("ch", _pubs(value), limits=limits)
 
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _offsets(page.publications) == [8, 9, 10]
     assert [pub.data for pub in page.publications] == [8, 9, 10]
@@ -141,7 +141,7 @@ async def test_append_trims_to_newest_size_when_one_batch_overflows(store: Messa
     """A single batch larger than ``size`` keeps only its newest ``size`` publications."""
     await store.append("ch", _pubs(*range(1, 8)), limits=HistoryLimits(size=2, ttl_s=3600.0))
 
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _offsets(page.publications) == [6, 7]
     assert page.position.offset == 7
@@ -158,7 +158,7 @@ async def test_position_of_unknown_channel_is_zero_without_epoch_until_first_app
     second = await store.position("new")
     await _fill(store, "new", 3)
     after_append = await store.position("new")
-    page = await store.read("new", since=None, limit=0)
+    page = await store.read("new", HistoryQuery(since=None, limit=0))
 
     assert first == second == StreamPosition(0, "")
     assert after_append.offset == 3
@@ -172,7 +172,7 @@ async def test_reads_of_unknown_channels_leave_nothing_to_expire(
     """Positions and history of channels nobody published to store nothing (no stream record)."""
     for n in range(20):
         await store.position(f"probe-{n}")
-        await store.read(f"probe-{n}", since=None, limit=10)
+        await store.read(f"probe-{n}", HistoryQuery(since=None, limit=10))
     clock.advance(10**9)
     assert await store.expire_streams() == 0
 
@@ -190,7 +190,7 @@ async def test_expired_stream_is_removed_and_the_next_publication_starts_a_new_o
 
     assert await store.expire_streams() == 1
     assert await store.position("quiet") == StreamPosition(0, "")
-    assert (await store.read("quiet", since=None, limit=-1)).publications == []
+    assert (await store.read("quiet", HistoryQuery(since=None, limit=-1))).publications == []
     appended = await store.append("quiet", _pubs("again"), limits=limits)
     assert _offsets(appended.publications) == [1]
     assert appended.epoch not in ("", old.epoch)
@@ -218,7 +218,7 @@ async def test_position_epoch_outlives_publications_when_all_trimmed_or_expired(
     clock.advance(60)
     await store.append("ch", _pubs(4), limits=HistoryLimits(size=1, ttl_s=0.0))
 
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert list(page.publications) == []
     assert page.position.offset == 4
@@ -227,7 +227,7 @@ async def test_position_epoch_outlives_publications_when_all_trimmed_or_expired(
 
 async def test_read_creates_stream_when_channel_unknown(store: MessageStore) -> None:
     """Reading an unknown channel gives top 0 and the epoch ``position`` later reports."""
-    page = await store.read("new", since=None, limit=-1)
+    page = await store.read("new", HistoryQuery(since=None, limit=-1))
 
     assert list(page.publications) == []
     assert page.position.offset == 0
@@ -250,7 +250,7 @@ async def test_position_survives_reopen_when_same_file(tmp_path: Path, clock: Fa
         assert await second.position("ch") == before
         assert await second.position("empty") == empty_before
         appended = (await second.append("ch", _pubs(4), limits=LIMITS)).publications
-        page = await second.read("ch", since=None, limit=-1)
+        page = await second.read("ch", HistoryQuery(since=None, limit=-1))
     finally:
         await second.close()
 
@@ -266,7 +266,7 @@ async def test_read_returns_all_ascending_when_since_is_none(store: MessageStore
     """Without ``since`` a forward read starts at the oldest publication."""
     await _fill(store, "ch", 5)
 
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _offsets(page.publications) == [1, 2, 3, 4, 5]
     assert page.position.offset == 5
@@ -276,7 +276,7 @@ async def test_read_returns_publications_after_since(store: MessageStore) -> Non
     """A forward read returns the offsets strictly after ``since``, oldest first."""
     await _fill(store, "ch", 5)
 
-    page = await store.read("ch", since=2, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=2, limit=-1))
 
     assert _offsets(page.publications) == [3, 4, 5]
 
@@ -285,7 +285,7 @@ async def test_read_returns_nothing_when_since_is_top(store: MessageStore) -> No
     """A client already at the top gets no publications, only the position."""
     await _fill(store, "ch", 5)
 
-    page = await store.read("ch", since=5, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=5, limit=-1))
 
     assert list(page.publications) == []
     assert page.position.offset == 5
@@ -295,8 +295,8 @@ async def test_read_returns_at_most_limit_oldest_first(store: MessageStore) -> N
     """A positive limit cuts a forward read after the first ``limit`` publications."""
     await _fill(store, "ch", 5)
 
-    from_start = await store.read("ch", since=None, limit=2)
-    from_since = await store.read("ch", since=1, limit=3)
+    from_start = await store.read("ch", HistoryQuery(since=None, limit=2))
+    from_since = await store.read("ch", HistoryQuery(since=1, limit=3))
 
     assert _offsets(from_start.publications) == [1, 2]
     assert _offsets(from_since.publications) == [2, 3, 4]
@@ -307,8 +307,8 @@ async def test_read_returns_only_position_when_limit_is_zero(store: MessageStore
     """``limit == 0`` returns the stream top and no publications."""
     await _fill(store, "ch", 5)
 
-    page = await store.read("ch", since=None, limit=0)
-    reverse_page = await store.read("ch", since=None, limit=0, reverse=True)
+    page = await store.read("ch", HistoryQuery(since=None, limit=0))
+    reverse_page = await store.read("ch", HistoryQuery(since=None, limit=0, reverse=True))
 
     assert list(page.publications) == []
     assert list(reverse_page.publications) == []
@@ -320,8 +320,8 @@ async def test_read_returns_everything_when_limit_is_negative(store: MessageStor
     """``limit == -1`` means no limit in the store (the caller applies its own cap)."""
     await _fill(store, "ch", 400)
 
-    page = await store.read("ch", since=None, limit=-1)
-    reverse_page = await store.read("ch", since=None, limit=-1, reverse=True)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
+    reverse_page = await store.read("ch", HistoryQuery(since=None, limit=-1, reverse=True))
 
     assert _offsets(page.publications) == list(range(1, 401))
     assert _offsets(reverse_page.publications) == list(range(400, 0, -1))
@@ -331,7 +331,7 @@ async def test_read_returns_newest_first_when_reverse(store: MessageStore) -> No
     """A reverse read without ``since`` starts at the newest publication."""
     await _fill(store, "ch", 5)
 
-    page = await store.read("ch", since=None, limit=3, reverse=True)
+    page = await store.read("ch", HistoryQuery(since=None, limit=3, reverse=True))
 
     assert _offsets(page.publications) == [5, 4, 3]
     assert page.position.offset == 5
@@ -341,9 +341,9 @@ async def test_read_returns_publications_before_since_when_reverse(store: Messag
     """A reverse read returns the offsets strictly before ``since``, newest first."""
     await _fill(store, "ch", 5)
 
-    limited = await store.read("ch", since=4, limit=2, reverse=True)
-    unlimited = await store.read("ch", since=4, limit=-1, reverse=True)
-    at_bottom = await store.read("ch", since=1, limit=-1, reverse=True)
+    limited = await store.read("ch", HistoryQuery(since=4, limit=2, reverse=True))
+    unlimited = await store.read("ch", HistoryQuery(since=4, limit=-1, reverse=True))
+    at_bottom = await store.read("ch", HistoryQuery(since=1, limit=-1, reverse=True))
 
     assert _offsets(limited.publications) == [3, 2]
     assert _offsets(unlimited.publications) == [3, 2, 1]
@@ -361,20 +361,22 @@ async def test_read_hides_publications_when_ttl_expired(store: MessageStore, clo
     await store.append("ch", _pubs("new"), limits=limits)
 
     clock.advance(4.9)
-    assert [pub.data for pub in (await store.read("ch", since=None, limit=-1)).publications] == [
+    assert [
+        pub.data for pub in (await store.read("ch", HistoryQuery(since=None, limit=-1))).publications
+    ] == [
         "old-1",
         "old-2",
         "new",
     ]
 
     clock.advance(0.1)
-    page = await store.read("ch", since=None, limit=-1)
-    reverse_page = await store.read("ch", since=None, limit=-1, reverse=True)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
+    reverse_page = await store.read("ch", HistoryQuery(since=None, limit=-1, reverse=True))
     assert _offsets(page.publications) == [3]
     assert _offsets(reverse_page.publications) == [3]
 
     clock.advance(5)
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     assert list(page.publications) == []
     assert page.position.offset == 3
 
@@ -389,13 +391,13 @@ async def test_remove_history_drops_publications_and_keeps_position(store: Messa
 
     await store.remove_history("ch")
 
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     assert list(page.publications) == []
     assert page.position == before
-    assert (await store.read("ch", since=0, limit=-1)).publications == []
+    assert (await store.read("ch", HistoryQuery(since=0, limit=-1))).publications == []
     appended = (await store.append("ch", _pubs("after"), limits=LIMITS)).publications
     assert _offsets(appended) == [4]
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     assert [(p.offset, p.data) for p in page.publications] == [(4, "after")]
     assert page.position.epoch == before.epoch
 
@@ -408,8 +410,8 @@ async def test_remove_history_leaves_other_channels_alone(store: MessageStore) -
     await store.remove_history("a")
     await store.remove_history("never-used")
 
-    assert _offsets((await store.read("b", since=None, limit=-1)).publications) == [1, 2]
-    assert (await store.read("a", since=None, limit=-1)).publications == []
+    assert _offsets((await store.read("b", HistoryQuery(since=None, limit=-1))).publications) == [1, 2]
+    assert (await store.read("a", HistoryQuery(since=None, limit=-1))).publications == []
 
 
 async def test_remove_history_keeps_idempotency_keys(store: MessageStore) -> None:
@@ -438,7 +440,7 @@ async def test_append_continues_offsets_when_stream_expired(store: MessageStore,
     clock.advance(3600)
 
     appended = (await store.append("ch", _pubs("later"), limits=limits)).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _offsets(appended) == [4]
     assert _offsets(page.publications) == [4]
@@ -458,7 +460,7 @@ async def test_payload_round_trips_exactly_when_keys_look_like_operators(store: 
     payload: JSON = {"$where": 1, "a.b": {"__proto__": [1, 2**62, "x\u0000y", None, True, 1.5]}}
 
     appended = (await store.append("ch", _pubs(payload), limits=LIMITS)).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _json_exact(appended[0].data) == _json_exact(payload)
     assert _json_exact(page.publications[0].data) == _json_exact(payload)
@@ -473,7 +475,7 @@ async def test_payload_round_trips_exactly_when_deeply_nested(store: MessageStor
         nested_arrays = [nested_arrays, depth]
 
     await store.append("ch", _pubs(nested_objects, nested_arrays), limits=LIMITS)
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert [_json_exact(pub.data) for pub in page.publications] == [
         _json_exact(nested_objects),
@@ -486,7 +488,7 @@ async def test_payload_round_trips_when_scalar_or_empty(store: MessageStore) -> 
     values: list[JSON] = [None, 0, -1, 0.25, "", "ünïcode ✓", False, {}, []]
 
     await store.append("ch", _pubs(*values), limits=LIMITS)
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert [_json_exact(pub.data) for pub in page.publications] == [_json_exact(v) for v in values]
 
@@ -502,7 +504,7 @@ async def test_info_and_tags_round_trip(store: MessageStore) -> None:
     ]
 
     appended = (await store.append("ch", new, limits=LIMITS)).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     for pubs in (appended, list(page.publications)):
         assert [pub.info for pub in pubs] == [full, bare, None]
@@ -516,8 +518,8 @@ async def test_channels_are_independent(store: MessageStore) -> None:
     await store.append("b", _pubs("b1"), limits=HistoryLimits(size=1, ttl_s=3600.0))
     await store.append("b", _pubs("b2"), limits=HistoryLimits(size=1, ttl_s=3600.0))
 
-    page_a = await store.read("a", since=None, limit=-1)
-    page_b = await store.read("b", since=None, limit=-1)
+    page_a = await store.read("a", HistoryQuery(since=None, limit=-1))
+    page_b = await store.read("b", HistoryQuery(since=None, limit=-1))
 
     assert [pub.data for pub in page_a.publications] == [1, 2, 3]
     assert page_a.position.offset == 3
@@ -543,7 +545,7 @@ async def test_append_returns_original_when_idempotency_key_repeats(store: Messa
             "ch", [NewPublication(data={"n": 1}, time_ms=5, idempotency_key="k1")], limits=LIMITS
         )
     ).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert retried == first
     assert _offsets(retried) == [1]
@@ -562,7 +564,7 @@ async def test_append_assigns_new_offsets_around_repeated_key_in_one_batch(store
         _keyed("b again", "kb"),
     ]
     appended = (await store.append("ch", batch, limits=LIMITS)).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _offsets(appended) == [2, 1, 3, 2]
     assert [pub.data for pub in appended] == ["b", "a", "plain", "b"]
@@ -595,7 +597,7 @@ async def test_append_returns_original_when_key_repeats_after_retention_dropped_
     await store.append("ch", _pubs("newest"), limits=limits)
 
     retried = (await store.append("ch", [_keyed("orig", "k")], limits=limits)).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert [(pub.offset, pub.data) for pub in retried] == [(1, "orig")]
     assert [(pub.offset, pub.data) for pub in page.publications] == [(3, "newest")]
@@ -620,7 +622,7 @@ async def test_append_stores_key_once_when_retries_are_concurrent(store: Message
     )
 
     assert {batch.publications[0].offset for batch in results} == {results[0].publications[0].offset}
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     assert [pub.data for pub in page.publications].count("once") == 1
     assert _offsets(page.publications) == list(range(1, 22))
 
@@ -702,7 +704,7 @@ async def test_sqlite_store_migrates_database_when_created_before_idempotency(
     try:
         first = (await store.append("ch", [_keyed("new", "k")], limits=LIMITS)).publications
         retried = (await store.append("ch", [_keyed("new", "k")], limits=LIMITS)).publications
-        page = await store.read("ch", since=None, limit=-1)
+        page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     finally:
         await store.close()
 

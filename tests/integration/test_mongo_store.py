@@ -23,6 +23,7 @@ from tests.helpers import FakeClock
 from tests.mongo_helpers import WAIT_S, database_url, drop_database, raw_client, start_store
 from tests.services import MongoStandIn, free_port
 from wirehub.errors import StoreUnavailable
+from wirehub.storage.base import HistoryQuery
 from wirehub.storage.mongo import MongoStore
 from wirehub.types import JSON, HistoryLimits, NewPublication, Publication
 
@@ -103,7 +104,7 @@ async def test_mongo_store_hands_out_each_offset_once_when_replicas_append_concu
     total = sum(len(batch) for batch in batches)
     assert sorted(by_offset) == list(range(1, total + 1))
     for store in replicas:
-        page = await store.read("ch", since=None, limit=-1)
+        page = await store.read("ch", HistoryQuery(since=None, limit=-1))
         assert [(pub.offset, pub.data) for pub in page.publications] == sorted(by_offset.items())
         assert page.position.offset == total
     assert (await replicas[0].position("ch")).epoch == (await replicas[1].position("ch")).epoch
@@ -129,7 +130,7 @@ async def test_mongo_store_stores_key_once_when_replicas_retry_concurrently(
     )
 
     assert len({batch.publications[1].offset for batch in results}) == 1
-    page = await replicas[0].read("ch", since=None, limit=-1)
+    page = await replicas[0].read("ch", HistoryQuery(since=None, limit=-1))
     assert [pub.data for pub in page.publications].count("once") == 1
     assert _offsets(page.publications) == list(range(1, 17))
 
@@ -162,7 +163,7 @@ async def test_mongo_store_keeps_batch_when_insert_after_update_fails(
     raw = raw_client(db_url)
     try:
         on_disk_before = await raw.get_default_database()["publications"].count_documents({"channel": "ch"})
-        seen_by_other = await other.read("ch", since=None, limit=-1)
+        seen_by_other = await other.read("ch", HistoryQuery(since=None, limit=-1))
         appended = (await other.append("ch", _pubs("c"), limits=LIMITS)).publications
         on_disk_after = (
             await raw.get_default_database()["publications"]
@@ -190,7 +191,7 @@ async def test_mongo_store_stores_pending_before_next_write_when_same_store_fail
     await store.append("ch", _pubs(1), limits=LIMITS)
     store.fail = False
     await store.append("ch", _pubs(2), limits=LIMITS)
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     raw = raw_client(db_url)
     try:
         on_disk = await raw.get_default_database()["publications"].count_documents({"channel": "ch"})
@@ -211,7 +212,7 @@ async def test_mongo_store_fails_whole_append_when_chunk_cannot_be_stored_before
     with pytest.raises(StoreUnavailable):
         await store.append("ch", _pubs(1, 2, 3), limits=LIMITS)
     store.fail = False
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     after = (await store.append("ch", _pubs(4), limits=LIMITS)).publications
 
     # The first chunk was durable before the failure: it stays, without a hole after it.
@@ -228,7 +229,7 @@ async def test_mongo_store_splits_batch_into_ordered_chunks_when_larger_than_one
     payloads: list[JSON] = [{"n": n, "pad": "x" * 500} for n in range(1, 21)]
 
     appended = (await store.append("ch", _pubs(*payloads), limits=LIMITS)).publications
-    page = await store.read("ch", since=None, limit=-1)
+    page = await store.read("ch", HistoryQuery(since=None, limit=-1))
 
     assert _offsets(appended) == list(range(1, 21))
     assert [p.data for p in page.publications] == payloads
@@ -255,7 +256,7 @@ async def test_mongo_store_keeps_payload_as_json_text_when_keys_look_like_operat
     assert doc is not None
     assert isinstance(doc["data"], str)
     assert json.loads(doc["data"]) == payload
-    assert (await store.read("ch", since=None, limit=-1)).publications[0].data == payload
+    assert (await store.read("ch", HistoryQuery(since=None, limit=-1))).publications[0].data == payload
 
 
 async def test_mongo_store_deletes_documents_beyond_size_and_ttl_from_disk(
@@ -334,7 +335,7 @@ async def test_mongo_store_accepts_numeric_write_concern(db_url: str, stores: li
 
     await store.append("ch", _pubs(1, 2), limits=LIMITS)
 
-    assert _offsets((await store.read("ch", since=None, limit=-1)).publications) == [1, 2]
+    assert _offsets((await store.read("ch", HistoryQuery(since=None, limit=-1))).publications) == [1, 2]
 
 
 # --------------------------------------------------------------------------- MongoDB away
@@ -379,7 +380,7 @@ async def test_mongo_store_fails_temporarily_then_resumes_when_mongodb_restarts(
             await store.append("ch", _pubs("lost"), limits=LIMITS)
         assert caught.value.temporary
         with pytest.raises(StoreUnavailable):
-            await store.read("ch", since=None, limit=-1)
+            await store.read("ch", HistoryQuery(since=None, limit=-1))
         assert store.ready  # not-ready is about start-up; the outage is reported per call
 
         await private_mongo.start()
@@ -390,7 +391,7 @@ async def test_mongo_store_fails_temporarily_then_resumes_when_mongodb_restarts(
                     break
                 except StoreUnavailable:
                     await asyncio.sleep(0.1)
-        page = await store.read("ch", since=None, limit=-1)
+        page = await store.read("ch", HistoryQuery(since=None, limit=-1))
     finally:
         await store.close()
 

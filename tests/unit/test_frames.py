@@ -25,6 +25,7 @@ from wirehub.protocol.frames import (
     UnsubscribeRequest,
     parse_command,
 )
+from wirehub.types import StreamPosition
 
 BAD_REQUEST_CODE = 3501
 
@@ -104,7 +105,7 @@ def _bad_request(obj: Any) -> DisconnectBadRequest:
         ),
         (
             {"id": 7, "history": {"channel": "c", "limit": 10, "since": {"offset": 3, "epoch": "e"}}},
-            Command(7, "history", HistoryRequest("c", limit=10, since_offset=3, since_epoch="e")),
+            Command(7, "history", HistoryRequest("c", limit=10, since=StreamPosition(3, "e"))),
         ),
         ({"send": {"data": "x"}}, Command(0, "send", SendRequest("x"))),
         (
@@ -130,9 +131,9 @@ def test_parse_command_defaults_subscribe_fields_when_omitted() -> None:
 
 
 def test_parse_command_defaults_history_limit_to_zero_when_omitted() -> None:
-    """A history without limit asks for the position only, and without since has no since offset."""
+    """A history without limit asks for the position only, and without since has no since position."""
     request = parse_command({"id": 1, "history": {"channel": "c"}}).request
-    assert request == HistoryRequest("c", limit=0, since_offset=None, since_epoch="", reverse=False)
+    assert request == HistoryRequest("c", limit=0, since=None, reverse=False)
 
 
 @pytest.mark.parametrize("limit", [-1, 0, 1, 2**31 - 1])
@@ -146,7 +147,7 @@ def test_parse_command_accepts_history_limit_when_in_range(limit: int) -> None:
 def test_parse_command_reads_history_reverse_and_empty_since() -> None:
     """``reverse`` is read and an empty ``since`` object means offset 0."""
     request = parse_command({"id": 1, "history": {"channel": "c", "reverse": True, "since": {}}}).request
-    assert request == HistoryRequest("c", since_offset=0, reverse=True)
+    assert request == HistoryRequest("c", since=StreamPosition(0, ""), reverse=True)
 
 
 def test_parse_command_sets_reject_unrecovered_when_flag_bit_2_is_set() -> None:

@@ -21,6 +21,7 @@ import pytest
 from wirehub.broker.base import BrokerListener
 from wirehub.errors import StoreUnavailable
 from wirehub.server.hub import Hub, Joined, Recovery
+from wirehub.storage.base import HistoryQuery
 from wirehub.storage.sqlite import SqliteStore
 from wirehub.types import (
     BrokerMessage,
@@ -95,13 +96,11 @@ class HookedStore(SqliteStore):
         self.before_position: Hook | None = None
         self.after_position: Hook | None = None
 
-    async def read(
-        self, channel: str, *, since: int | None, limit: int, reverse: bool = False
-    ) -> HistoryPage:
+    async def read(self, channel: str, query: HistoryQuery) -> HistoryPage:
         hook, self.before_read = self.before_read, None
         if hook is not None:
             await hook()
-        page = await super().read(channel, since=since, limit=limit, reverse=reverse)
+        page = await super().read(channel, query)
         hook, self.after_read = self.after_read, None
         if hook is not None:
             await hook()

@@ -6,18 +6,18 @@ from typing import Any
 
 import pytest
 
+from wirehub.protocol.frames import HistoryRequest
 from wirehub.protocol.server_api import (
     ApiRequestInvalid,
     BatchCommand,
     BroadcastCommand,
     ChannelsCommand,
     DisconnectCommand,
-    HistoryCommand,
     InfoCommand,
     PublishCommand,
     parse_api_command,
 )
-from wirehub.types import RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
+from wirehub.types import PublishOptions, RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
 
 
 def test_publish_reads_every_field_and_ignores_unknown_ones() -> None:
@@ -31,7 +31,7 @@ def test_publish_reads_every_field_and_ignores_unknown_ones() -> None:
         "delta": True,
     }
     assert parse_api_command("publish", body) == PublishCommand(
-        "chat:x", {"text": "hi"}, {"k": "v"}, "key-1", skip_history=True
+        "chat:x", {"text": "hi"}, PublishOptions({"k": "v"}, "key-1", skip_history=True)
     )
 
 
@@ -76,8 +76,8 @@ def test_connection_methods_read_their_selectors() -> None:
 
 def test_history_channels_info_and_batch_parse() -> None:
     """history without limit asks for the position only; batch keeps each command's method."""
-    assert parse_api_command("history", {"channel": "c"}) == HistoryCommand("c")
-    assert parse_api_command("history", {"channel": "c", "limit": -1, "reverse": True}) == HistoryCommand(
+    assert parse_api_command("history", {"channel": "c"}) == HistoryRequest("c")
+    assert parse_api_command("history", {"channel": "c", "limit": -1, "reverse": True}) == HistoryRequest(
         "c", -1, None, True
     )
     assert parse_api_command("channels", {}) == ChannelsCommand()

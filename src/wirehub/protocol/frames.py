@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from wirehub.errors import DisconnectBadRequest
-from wirehub.types import JSON, immutable
+from wirehub.types import JSON, StreamPosition, immutable
 
 __all__ = [
     "MAX_UINT32",
     "MAX_UINT64",
+    "ChannelRequest",
     "Command",
     "ConnectRequest",
     "HistoryRequest",
@@ -69,8 +70,15 @@ class SubscribeRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class UnsubscribeRequest:
+class ChannelRequest:
+    """A command that names a channel and nothing else; which one is its subclass."""
+
     channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeRequest(ChannelRequest):
+    pass
 
 
 @immutable
@@ -80,21 +88,20 @@ class PublishRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceRequest:
-    channel: str
+class PresenceRequest(ChannelRequest):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceStatsRequest:
-    channel: str
+class PresenceStatsRequest(ChannelRequest):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryRequest:
     channel: str
     limit: int = 0
-    since_offset: int | None = None
-    since_epoch: str = ""
+    since: StreamPosition | None = None
     reverse: bool = False
 
 
@@ -275,19 +282,16 @@ def _history(params: Mapping[str, Any]) -> HistoryRequest:
         limit = 0
     if not _is_int(limit) or not -1 <= limit <= 2**31 - 1:
         raise DisconnectBadRequest("limit must be -1 or a non-negative 32-bit integer")
-    since = params.get("since")
-    since_offset: int | None = None
-    since_epoch = ""
-    if since is not None:
-        if not isinstance(since, dict):
+    since_raw = params.get("since")
+    since: StreamPosition | None = None
+    if since_raw is not None:
+        if not isinstance(since_raw, dict):
             raise DisconnectBadRequest("since must be an object")
-        since_offset = _uint(since, "offset")
-        since_epoch = _str(since, "epoch")
+        since = StreamPosition(_uint(since_raw, "offset"), _str(since_raw, "epoch"))
     return HistoryRequest(
         channel=_channel(params),
         limit=int(limit),
-        since_offset=since_offset,
-        since_epoch=since_epoch,
+        since=since,
         reverse=_bool(params, "reverse"),
     )
 

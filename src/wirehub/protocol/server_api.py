@@ -7,17 +7,27 @@ Unknown fields are ignored, as Centrifugo does. Pure code: no I/O.
 
 ``subscribe``, ``unsubscribe`` and ``refresh`` parse into the node-level control messages they
 become (``SubscribeUser``...), with ``origin`` left empty: the node that sends one fills it in.
+``presence``, ``presence_stats`` and ``history`` parse into the client protocol's requests
+(``protocol.frames``), which ask for the same.
 ``disconnect`` keeps a command of its own, as its close code is optional here (the node's default
 applies) and it is checked and settled only when the node sends the control message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from wirehub.types import JSON, RefreshUser, StreamPosition, SubscribeUser, UnsubscribeUser
+from wirehub.protocol.frames import HistoryRequest, PresenceRequest, PresenceStatsRequest
+from wirehub.types import (
+    JSON,
+    PublishOptions,
+    RefreshUser,
+    StreamPosition,
+    SubscribeUser,
+    UnsubscribeUser,
+)
 
 __all__ = [
     "ApiCommand",
@@ -26,11 +36,8 @@ __all__ = [
     "BroadcastCommand",
     "ChannelsCommand",
     "DisconnectCommand",
-    "HistoryCommand",
     "HistoryRemoveCommand",
     "InfoCommand",
-    "PresenceCommand",
-    "PresenceStatsCommand",
     "PublishCommand",
     "parse_api_command",
 ]
@@ -44,18 +51,14 @@ class ApiRequestInvalid(ValueError):
 class PublishCommand:
     channel: str
     data: JSON
-    tags: Mapping[str, str] = field(default_factory=dict)
-    idempotency_key: str = ""
-    skip_history: bool = False
+    options: PublishOptions = field(default_factory=PublishOptions)
 
 
 @dataclass(frozen=True, slots=True)
 class BroadcastCommand:
     channels: tuple[str, ...]
     data: JSON
-    tags: Mapping[str, str] = field(default_factory=dict)
-    idempotency_key: str = ""
-    skip_history: bool = False
+    options: PublishOptions = field(default_factory=PublishOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +69,6 @@ class DisconnectCommand:
     whitelist: tuple[str, ...] = ()
     code: int | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceCommand:
-    channel: str
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceStatsCommand:
-    channel: str
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryCommand:
-    channel: str
-    limit: int = 0
-    since: StreamPosition | None = None
-    reverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +100,9 @@ ApiCommand: TypeAlias = (
     | UnsubscribeUser
     | DisconnectCommand
     | RefreshUser
-    | PresenceCommand
-    | PresenceStatsCommand
-    | HistoryCommand
+    | PresenceRequest
+    | PresenceStatsRequest
+    | HistoryRequest
     | HistoryRemoveCommand
     | ChannelsCommand
     | InfoCommand
@@ -229,9 +214,10 @@ def _broadcast(f: _Fields) -> BroadcastCommand:
     return BroadcastCommand(f.strings("channels", required=True), *_publication(f))
 
 
-def _publication(f: _Fields) -> tuple[JSON, dict[str, str], str, bool]:
+def _publication(f: _Fields) -> tuple[JSON, PublishOptions]:
     """What publish and broadcast share, in their fields' order: data, tags, idempotency key, skip history."""
-    return f.json("data", required=True), f.tags("tags"), f.text("idempotency_key"), f.flag("skip_history")
+    data = f.json("data", required=True)
+    return data, PublishOptions(f.tags("tags"), f.text("idempotency_key"), f.flag("skip_history"))
 
 
 def _subscribe(f: _Fields) -> SubscribeUser:
@@ -282,8 +268,8 @@ def _refresh(f: _Fields) -> RefreshUser:
     )
 
 
-def _history(f: _Fields) -> HistoryCommand:
-    return HistoryCommand(
+def _history(f: _Fields) -> HistoryRequest:
+    return HistoryRequest(
         channel=f.text("channel", required=True),
         limit=f.integer("limit", minimum=-1, maximum=2**31 - 1) or 0,
         since=f.position("since"),
@@ -319,8 +305,8 @@ _PARSERS: dict[str, Callable[[_Fields], ApiCommand]] = {
     ),
     "disconnect": _disconnect,
     "refresh": _refresh,
-    "presence": lambda f: PresenceCommand(f.text("channel", required=True)),
-    "presence_stats": lambda f: PresenceStatsCommand(f.text("channel", required=True)),
+    "presence": lambda f: PresenceRequest(f.text("channel", required=True)),
+    "presence_stats": lambda f: PresenceStatsRequest(f.text("channel", required=True)),
     "history": _history,
     "history_remove": lambda f: HistoryRemoveCommand(f.text("channel", required=True)),
     "channels": lambda f: ChannelsCommand(f.text("pattern")),

@@ -29,7 +29,6 @@ from wirehub.errors import (
     MethodNotFound,
     NotAvailable,
     TokenError,
-    UnrecoverablePosition,
 )
 from wirehub.protocol.frames import (
     Command,
@@ -298,15 +297,7 @@ async def history(client: Client, request: HistoryRequest) -> WireDict:
     await client.node.router.handler_for(name.namespace).on_history(
         client.context(request.channel, options, granted=granted)
     )
-    page = await client.node.history(
-        request.channel,
-        since=request.since_offset,
-        limit=request.limit,
-        reverse=request.reverse,
-        cap=client.settings.history_max_publication_limit,
-    )
-    if request.since_epoch and request.since_epoch != page.position.epoch:
-        raise UnrecoverablePosition()
+    page = await client.node.history(request, cap=client.settings.history_max_publication_limit)
     fit = publications_within(page.publications, client.reply_budget_bytes)
     if fit < len(page.publications):
         # A reply the write queue could not hold would only close the client as slow: it gets

@@ -29,6 +29,7 @@ from wirehub.api import PublishResult, Server
 from wirehub.config import ApiSettings
 from wirehub.errors import RequestError, error_reply
 from wirehub.protocol.codec import encode
+from wirehub.protocol.frames import HistoryRequest, PresenceRequest, PresenceStatsRequest
 from wirehub.protocol.replies import presence_result, presence_stats_result
 from wirehub.protocol.server_api import (
     ApiCommand,
@@ -37,11 +38,8 @@ from wirehub.protocol.server_api import (
     BroadcastCommand,
     ChannelsCommand,
     DisconnectCommand,
-    HistoryCommand,
     HistoryRemoveCommand,
     InfoCommand,
-    PresenceCommand,
-    PresenceStatsCommand,
     PublishCommand,
     parse_api_command,
 )
@@ -134,22 +132,22 @@ class ServerApiRoutes:
         """Carry out one command; its result, or the request error it raised."""
         server = self._server
         match command:
-            case PublishCommand():
+            case PublishCommand(options=options):
                 published = await server.publish(
                     command.channel,
                     command.data,
-                    tags=command.tags,
-                    idempotency_key=command.idempotency_key,
-                    skip_history=command.skip_history,
+                    tags=options.tags,
+                    idempotency_key=options.idempotency_key,
+                    skip_history=options.skip_history,
                 )
                 return _published(published)
-            case BroadcastCommand():
+            case BroadcastCommand(options=options):
                 results = await server.broadcast(
                     command.channels,
                     command.data,
-                    tags=command.tags,
-                    idempotency_key=command.idempotency_key,
-                    skip_history=command.skip_history,
+                    tags=options.tags,
+                    idempotency_key=options.idempotency_key,
+                    skip_history=options.skip_history,
                 )
                 responses: list[JSON] = [
                     _error(r) if isinstance(r, RequestError) else {"result": _published(r)} for r in results
@@ -195,12 +193,12 @@ class ServerApiRoutes:
                         expire_at=command.expire_at,
                     )
                 )
-            case PresenceCommand():
+            case PresenceRequest():
                 # The same bodies as the client protocol's presence replies (Centrifugo's shape).
                 return presence_result(await server.presence(command.channel))
-            case PresenceStatsCommand():
+            case PresenceStatsRequest():
                 return presence_stats_result(await server.presence_stats(command.channel))
-            case HistoryCommand():
+            case HistoryRequest():
                 page = await server.history(
                     command.channel, limit=command.limit, since=command.since, reverse=command.reverse
                 )

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from wirehub.broker.base import Broker
 from wirehub.protocol.codec import encode_push
-from wirehub.storage.base import MessageStore
+from wirehub.storage.base import HistoryQuery, MessageStore
 from wirehub.tasks import cancel_all
 from wirehub.types import BrokerMessage, Join, Leave, Publication, StreamPosition
 
@@ -230,8 +230,9 @@ class Hub:
         top = await self._ready_top(state)
         if recovery is None:
             return Joined(StreamPosition(top, state.epoch))
+        query = HistoryQuery(since=recovery.offset, limit=recovery.max_publications + 1)
         for _ in range(RECOVERY_READ_ATTEMPTS):
-            page = await self._store.read(channel, since=recovery.offset, limit=recovery.max_publications + 1)
+            page = await self._store.read(channel, query)
             if state.top is None:
                 await self._ready_top(state)
                 continue
@@ -373,7 +374,7 @@ class Hub:
         state.recheck = False
         try:
             assert state.top is not None
-            page = await self._store.read(channel, since=state.top, limit=RING_SIZE)
+            page = await self._store.read(channel, HistoryQuery(since=state.top, limit=RING_SIZE))
             if not _same_stream(state, page.position.epoch):
                 self._lost_continuity(channel, state, page.position)
                 return

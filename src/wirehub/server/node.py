@@ -36,8 +36,10 @@ from wirehub.errors import (
     Invalid,
     StoreUnavailable,
     UnknownChannel,
+    UnrecoverablePosition,
     disconnect_for_code,
 )
+from wirehub.protocol.frames import HistoryRequest
 from wirehub.server.admission import ConnectionCounter, TrustedProxies, default_connection_cap
 from wirehub.server.hub import Hub
 from wirehub.server.metrics import NodeMetrics
@@ -46,7 +48,7 @@ from wirehub.server.outbox import FlushScheduler
 from wirehub.server.pipeline import OnDone, Published, PublishPipeline
 from wirehub.server.replicas import Replicas
 from wirehub.server.sink import text_frame
-from wirehub.storage.base import MessageStore
+from wirehub.storage.base import HistoryQuery, MessageStore
 from wirehub.tasks import cancel_and_wait
 from wirehub.types import (
     JSON,
@@ -62,6 +64,7 @@ from wirehub.types import (
     NodeAlive,
     NodeGone,
     PresenceStats,
+    PublishOptions,
     RefreshUser,
     SubscribeUser,
     Survey,
@@ -83,6 +86,9 @@ VERSION = f"wirehub {__version__}"
 
 RESOLVED_CHANNELS = 10_000
 """Channel names whose namespace resolution is kept (a few MB at the most)."""
+
+_CLIENT_PUBLISH_OPTIONS = PublishOptions()
+"""What a client's publication has: no tags, no idempotency key, stored where there is history."""
 
 
 class LocalClient(Protocol):
@@ -300,77 +306,65 @@ class Node:
         *,
         options: NamespaceOptions,
         info: ClientInfo | None = None,
-        tags: Mapping[str, str] | None = None,
-        idempotency_key: str = "",
-        skip_history: bool = False,
     ) -> Awaitable[None] | None:
-        """Queue a publication without waiting for the store or the broker; ``on_done`` is told the outcome.
+        """Queue a client's publication, not waiting for the store or broker; ``on_done`` gets the outcome.
 
         (A publication without history to a channel with nothing queued is handed to the broker
         at once: ``PublishPipeline.submit_soon``. What it returns, when not None, finishes that
         in the caller's task and must be awaited before the caller's next publish.)
 
         The outcome is the publication and its stream's epoch ("" when it was not stored). For
-        a channel with history it is stored first (``skip_history`` fans out without storing).
-        Publications to one channel are stored and handed to the broker in the order they were
-        submitted (``PublishPipeline``). With an ``idempotency_key``, a retry within the store's
-        window returns (and fans out again, which hubs drop as a duplicate offset) the original.
+        a channel with history it is stored first. Publications to one channel are stored and
+        handed to the broker in the order they were submitted (``PublishPipeline``).
         """
-        limits, new = self._new_publication(channel, data, options, info, tags, idempotency_key, skip_history)
+        limits, new = self._new_publication(data, options, info, _CLIENT_PUBLISH_OPTIONS)
         return self.pipeline.submit_soon(channel, new, limits, on_done)
 
     async def publish(
-        self,
-        channel: str,
-        data: JSON,
-        *,
-        options: NamespaceOptions,
-        info: ClientInfo | None = None,
-        tags: Mapping[str, str] | None = None,
-        idempotency_key: str = "",
-        skip_history: bool = False,
+        self, channel: str, data: JSON, *, options: NamespaceOptions, publish_options: PublishOptions
     ) -> Published:
-        """``submit_publish`` and wait for the outcome (a caller that gives up leaves it queued)."""
-        limits, new = self._new_publication(channel, data, options, info, tags, idempotency_key, skip_history)
+        """A server API publication: as ``submit_publish``, waiting for the outcome.
+
+        A caller that gives up leaves it queued. ``skip_history`` fans out without storing. With an
+        ``idempotency_key``, a retry within the store's window returns (and fans out again, which
+        hubs drop as a duplicate offset) the original.
+        """
+        limits, new = self._new_publication(data, options, None, publish_options)
         return await self.pipeline.publish(channel, new, limits)
 
     @staticmethod
     def _new_publication(
-        channel: str,
-        data: JSON,
-        options: NamespaceOptions,
-        info: ClientInfo | None,
-        tags: Mapping[str, str] | None,
-        idempotency_key: str,
-        skip_history: bool,
+        data: JSON, options: NamespaceOptions, info: ClientInfo | None, publish_options: PublishOptions
     ) -> tuple[HistoryLimits | None, NewPublication]:
         limits = None
-        if options.history_enabled and not skip_history:
+        if options.history_enabled and not publish_options.skip_history:
             limits = HistoryLimits(size=options.history_size, ttl_s=options.history_ttl_s)
         new = NewPublication(
             data=data,
             info=info,
-            tags=tags or {},
+            tags=publish_options.tags or {},
             time_ms=int(time.time() * 1000),
-            idempotency_key=idempotency_key if limits else "",
+            idempotency_key=publish_options.idempotency_key if limits else "",
         )
         return limits, new
 
-    async def history(
-        self,
-        channel: str,
-        *,
-        since: int | None,
-        limit: int,
-        reverse: bool,
-        cap: int | None = None,
-    ) -> HistoryPage:
-        """A page of history; ``limit`` -1 (or beyond ``cap``) reads up to ``cap``, None = no cap."""
-        if reverse and since == 0:
+    async def history(self, request: HistoryRequest, *, cap: int | None = None) -> HistoryPage:
+        """The page ``request`` asks for; ``limit`` -1 (or beyond ``cap``) reads up to ``cap``, None = no cap.
+
+        ``UnrecoverablePosition`` (112) if ``request.since`` has an epoch that is not the stream's.
+        """
+        since, limit = request.since, request.limit
+        if request.reverse and since is not None and since.offset == 0:
             raise Invalid("reverse history needs since.offset > 0")
         if cap is not None:
             limit = cap if limit < 0 else min(limit, cap)
-        return await self.store.read(channel, since=since, limit=limit, reverse=reverse)
+        query = HistoryQuery(
+            since=None if since is None else since.offset, limit=limit, reverse=request.reverse
+        )
+        page = await self.store.read(request.channel, query)
+        if since is not None and since.epoch and since.epoch != page.position.epoch:
+            raise UnrecoverablePosition()
+        return page
 
     # ------------------------------------------------------------------ presence and join/leave
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -127,12 +126,7 @@ async def join(
     if sub.presence:
         # Before the reply: a client that sees its subscribe succeed is in presence, on every
         # replica (with a Redis broker the entry takes a round trip to land).
-        await _advisory(
-            client,
-            "presence update",
-            sub.channel,
-            node.joined(sub.channel, sub.info, presence=True, announce=False),
-        )
+        await _advisory(client, "presence update", sub, joined=True, presence=True, announce=False)
     went_live = False
     try:
         went_live = await node.hub.subscribe(
@@ -146,12 +140,7 @@ async def join(
     finally:
         if not went_live and sub.presence:
             # Not live after all (recovery refused, or the subscribe failed): leave presence.
-            await _advisory(
-                client,
-                "presence update",
-                sub.channel,
-                node.left(sub.channel, sub.info, presence=True, announce=False),
-            )
+            await _advisory(client, "presence update", sub, joined=False, presence=True, announce=False)
     if not went_live:
         raise UnrecoverablePosition()
     if logger.isEnabledFor(logging.DEBUG):
@@ -166,12 +155,7 @@ async def join(
             },
         )
     if sub.announce:
-        await _advisory(
-            client,
-            "join announcement",
-            sub.channel,
-            node.joined(sub.channel, sub.info, presence=False, announce=True),
-        )
+        await _advisory(client, "join announcement", sub, joined=True, presence=False, announce=True)
 
 
 def _fits(client: Client, joined: Joined) -> bool:
@@ -283,12 +267,7 @@ async def leave(client: Client, channel: str) -> None:
         logger.debug("unsubscribed", extra={"client": client.id, "user": client.user.id, "channel": channel})
     name, _ = node.resolve(channel)
     if sub.presence or sub.announce:
-        await _advisory(
-            client,
-            "leave",
-            channel,
-            node.left(channel, sub.info, presence=sub.presence, announce=sub.announce),
-        )
+        await _advisory(client, "leave", sub, joined=False, presence=sub.presence, announce=sub.announce)
     try:
         await node.router.handler_for(name.namespace).on_unsubscribe(client.context(channel, sub.options))
     except Exception:
@@ -300,11 +279,17 @@ async def leave_all(client: Client) -> None:
         await leave(client, channel)
 
 
-async def _advisory(client: Client, what: str, channel: str, action: Awaitable[None]) -> None:
-    """Presence and join/leave are advisory: a failure is logged, the subscription stands."""
+async def _advisory(
+    client: Client, what: str, sub: Subscription, *, joined: bool, presence: bool, announce: bool
+) -> None:
+    """Tell presence and join/leave that ``sub``'s subscriber ``joined`` (or left) its channel.
+
+    Both are advisory: a failure is logged, the subscription stands.
+    """
+    change = client.node.joined if joined else client.node.left
     try:
-        await action
+        await change(sub.channel, sub.info, presence=presence, announce=announce)
     except BrokerUnavailable:
-        client.log.warning("%s skipped: broker unavailable", what, extra={"channel": channel})
+        client.log.warning("%s skipped: broker unavailable", what, extra={"channel": sub.channel})
     except Exception:
-        client.log.exception("%s failed", what, extra={"channel": channel})
+        client.log.exception("%s failed", what, extra={"channel": sub.channel})

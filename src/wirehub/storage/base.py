@@ -22,6 +22,7 @@ __all__ = [
     "TOKEN_HASH",
     "UNAVAILABLE",
     "Account",
+    "HistoryQuery",
     "MessageStore",
     "RefreshToken",
     "RefreshTokenStore",
@@ -40,6 +41,20 @@ CHECK_TIMEOUT_S = 1.0
 UNAVAILABLE = "history store unavailable"
 """The message of a store's ``StoreUnavailable``. It reaches clients (a request error), so it stays
 generic; the driver's own error is chained for the server log."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryQuery:
+    """Which publications of a stream ``MessageStore.read`` returns.
+
+    Those after offset ``since`` (before it with ``reverse``, newest first); ``since`` None starts
+    from the edge (the oldest, or with ``reverse`` the newest). At most ``limit`` of them: a negative
+    limit reads all there are, 0 only the position.
+    """
+
+    since: int | None
+    limit: int
+    reverse: bool = False
 
 
 class MessageStore(Protocol):
@@ -93,17 +108,9 @@ class MessageStore(Protocol):
         """Store ``pubs`` in order; return them with their offsets, and the stream's epoch."""
         ...
 
-    async def read(
-        self,
-        channel: str,
-        *,
-        since: int | None,
-        limit: int,
-        reverse: bool = False,
-    ) -> HistoryPage:
-        """Publications after offset ``since`` (before it with ``reverse``; None = from the edge).
+    async def read(self, channel: str, query: HistoryQuery) -> HistoryPage:
+        """The publications ``query`` asks for.
 
-        At most ``limit`` publications; ``limit == 0`` returns only the position.
         ``position`` in the page is the stream top at the time of the read.
         """
         ...

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from wirehub.config import StoreSettings
 from wirehub.errors import StoreUnavailable
-from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE
+from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE, HistoryQuery
 from wirehub.storage.batch import AppendBatch
 from wirehub.storage.encoding import decode_publication, dumps, encode_info
 from wirehub.storage.sqlite_users import ACCOUNTS_SCHEMA, SqliteUserStore
@@ -130,6 +130,8 @@ _READ_QUERIES: dict[tuple[bool, bool], str] = {
     (True, False): _SELECT + ' ORDER BY "offset" DESC LIMIT ?',
     (True, True): _SELECT + ' AND "offset" < ? ORDER BY "offset" DESC LIMIT ?',
 }
+_POSITION_ONLY = HistoryQuery(since=None, limit=0)
+"""A read for the stream top alone: ``position``."""
 
 
 def _new_epoch() -> str:
@@ -232,18 +234,11 @@ class SqliteStore:
         batch = list(pubs)
         return await self._run(lambda: self._append(channel, batch, limits))
 
-    async def read(
-        self,
-        channel: str,
-        *,
-        since: int | None,
-        limit: int,
-        reverse: bool = False,
-    ) -> HistoryPage:
-        return await self._run(lambda: self._read(channel, since, limit, reverse))
+    async def read(self, channel: str, query: HistoryQuery) -> HistoryPage:
+        return await self._run(lambda: self._read(channel, query))
 
     async def position(self, channel: str) -> StreamPosition:
-        page = await self._run(lambda: self._read(channel, None, 0, False))
+        page = await self._run(lambda: self._read(channel, _POSITION_ONLY))
         return page.position
 
     async def remove_history(self, channel: str) -> None:
@@ -412,7 +407,7 @@ class SqliteStore:
             # a retried publish must still find its original.
             conn.execute("DELETE FROM publications WHERE channel = ? AND hold_until <= ?", (channel, now))
 
-    def _read(self, channel: str, since: int | None, limit: int, reverse: bool) -> HistoryPage:
+    def _read(self, channel: str, query: HistoryQuery) -> HistoryPage:
         conn = self._connection()
         now = self._clock()
         with transaction(conn, "BEGIN"):
@@ -424,14 +419,14 @@ class SqliteStore:
                 return HistoryPage(publications=[], position=StreamPosition(offset=0, epoch=""))
             top, epoch, floor = row
             rows: list[tuple[Any, ...]] = []
-            if limit != 0:
+            if query.limit != 0:
                 params: list[object] = [channel, now, floor]
-                if since is not None:
-                    params.append(since)
+                if query.since is not None:
+                    params.append(query.since)
                 # A negative LIMIT means no limit in SQLite, which is what limit < 0 means here.
-                params.append(limit)
-                query = _READ_QUERIES[reverse, since is not None]
-                rows = conn.execute(query, params).fetchall()
+                params.append(query.limit)
+                sql = _READ_QUERIES[query.reverse, query.since is not None]
+                rows = conn.execute(sql, params).fetchall()
         return HistoryPage(
             publications=[_decode_row(row) for row in rows],
             position=StreamPosition(offset=int(top), epoch=str(epoch)),

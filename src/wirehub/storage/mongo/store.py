@@ -20,7 +20,7 @@ from pymongo.errors import ConfigurationError, PyMongoError
 
 from wirehub.config import StoreSettings
 from wirehub.errors import ConfigError, StoreUnavailable
-from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE
+from wirehub.storage.base import CHECK_TIMEOUT_S, UNAVAILABLE, HistoryQuery
 from wirehub.storage.batch import AppendBatch
 from wirehub.storage.mongo.documents import (
     PUB_FIELDS,
@@ -341,14 +341,8 @@ class MongoStore:
         except StoreUnavailable:
             logger.debug("mongodb trim failed", extra={"channel": channel})
 
-    async def read(
-        self,
-        channel: str,
-        *,
-        since: int | None,
-        limit: int,
-        reverse: bool = False,
-    ) -> HistoryPage:
+    async def read(self, channel: str, query: HistoryQuery) -> HistoryPage:
+        since, limit, reverse = query.since, query.limit, query.reverse
         async with self.database() as db:
             doc = await stream_doc(db, channel, pending=limit != 0, create=False)
             stream = StreamState.from_doc(doc)
