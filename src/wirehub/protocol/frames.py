@@ -181,7 +181,8 @@ def parse_command(obj: Any) -> Command:
     cmd_id = obj.get("id", 0)
     if cmd_id is None:
         cmd_id = 0
-    if not _is_int(cmd_id) or not 0 <= cmd_id <= MAX_UINT32:
+    # ``type() is int``: of decoded JSON, bool is the only subclass of int.
+    if type(cmd_id) is not int or not 0 <= cmd_id <= MAX_UINT32:
         raise DisconnectBadRequest("id must be an unsigned 32-bit integer")
     for method in obj:
         parser = _PARSERS.get(method)
