@@ -7,6 +7,15 @@ done with it. Publications to one channel keep their order (the pipeline keeps t
 were queued in), every reply keeps its command's id, and any command other than a publish first
 waits for the publishes before it, so it sees their effects.
 
+Frames are read in one of two ways, in arrival order either way. While the reader waits for a
+frame with nothing queued, the listener's connection hands a whole text frame straight to
+``take_frame`` from the transport's callback: its commands run there and then, with no task
+woken and no queue (a publish on the in-process broker is fanned out and answered before the
+callback returns). A command that must await (connect, subscribe, a handler's ``on_publish``...)
+finishes in a task of its own, the *continuation*, with the rest of its frame; until the reader
+has seen it done, every frame queues for ``recv`` as websockets queues it, and the reader
+processes those as before. So the serving task only wakes for the commands that wait.
+
 Everything the connection sends goes through its ``Outbox`` (``deliver``), which never awaits.
 Timers (stale, ping, pong, expiry, subscription expiries, the close deadline) share one handle
 (``Deadlines``). The only task of an idle connection is the one serving it. The commands
@@ -26,6 +35,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, PayloadTooBig
+from websockets.frames import Frame, Opcode
 
 from wirehub.channels.context import Context
 from wirehub.config import NamespaceOptions
@@ -34,6 +44,7 @@ from wirehub.errors import (
     DisconnectExpired,
     DisconnectInsufficientState,
     DisconnectNoPong,
+    DisconnectServerError,
     DisconnectSlow,
     DisconnectStale,
     DisconnectTooManyErrors,
@@ -89,11 +100,13 @@ class Client:
         "_closing",
         "_commands",
         "_commands_debt_limit",
+        "_continuation",
         "_deadlines",
         "_done",
         "_errors",
         "_idle",
         "_in_flight",
+        "_inline",
         "_loop",
         "_opened_at",
         "deliver",
@@ -151,6 +164,10 @@ class Client:
         self._background: set[asyncio.Task[None]] | None = None
         self._in_flight = 0
         """Publishes queued on the pipeline and not answered yet."""
+        self._inline = False
+        """Whether ``take_frame`` may run a frame now: the reader waits for one, none is queued."""
+        self._continuation: asyncio.Task[None] | None = None
+        """What a frame run by ``take_frame`` still had to await; the reader waits for it."""
         self._idle: asyncio.Future[None] | None = None
         """Set once ``_in_flight`` is back to 0, while a command waits for that."""
         self.expire_at: int | None = None
@@ -179,8 +196,16 @@ class Client:
         ws = self.ws
         try:
             while self._closing is None:
+                self._inline = True  # the continuation, if any, is done: nothing is ahead of a new frame
                 # Bytes: the codec parses UTF-8 itself (and refuses what is not), no str in between.
-                if not await self._frame(await ws.recv(decode=False)):
+                message = await ws.recv(decode=False)
+                self._inline = False
+                if self._continuation is not None:
+                    await self._continuation  # the frame before this one: it handles its own errors
+                    self._continuation = None
+                    if self._closing is not None:
+                        break
+                if not await self._frame(message):
                     break
         except Disconnect as exc:
             self.disconnect(exc)
@@ -205,7 +230,52 @@ class Client:
                 return False
         return True
 
+    def take_frame(self, frame: Frame) -> bool:
+        """Run a frame the connection just received, if it may run now; False: it goes to ``recv``.
+
+        Called from the transport's callback (never raises): see the module docstring.
+        """
+        if not self._inline or frame.opcode is not Opcode.TEXT or not frame.fin:
+            self._inline = False  # this one is queued for the reader: the next ones queue behind it
+            return False
+        try:
+            data = frame.data
+            commands = decode_frame(data if isinstance(data, bytes) else bytes(data))
+            for at, command in enumerate(commands):
+                running = self._dispatch(command)
+                if running is not None:
+                    self._inline = False
+                    self._continuation = self._loop.create_task(self._continue(running, commands[at + 1 :]))
+                    break
+                if self._closing is not None:
+                    break
+        except Disconnect as exc:
+            self.disconnect(exc)
+        except Exception:
+            logger.exception("connection failed", extra={"client": self.id})
+            self.disconnect(DisconnectServerError())
+        return True
+
+    async def _continue(self, running: Awaitable[None], commands: list[Command]) -> None:
+        """The rest of a frame ``take_frame`` began: ``running``, then ``commands`` in order."""
+        try:
+            await running
+            for command in commands:
+                if self._closing is not None:
+                    return
+                running_next = self._dispatch(command)
+                if running_next is not None:
+                    await running_next
+        except Disconnect as exc:
+            self.disconnect(exc)
+        except Exception:
+            logger.exception("connection failed", extra={"client": self.id})
+            self.disconnect(DisconnectServerError())
+
     async def _end(self) -> None:
+        self._inline = False
+        if self._continuation is not None:
+            await asyncio.wait([self._continuation])  # a command still running finishes first
         if self._closing is None:
             self._closing = _PEER_GONE  # the peer went away: nothing more to write
             self.outbox.close(discard=True)
@@ -240,6 +310,7 @@ class Client:
         if self._closing is not None:
             return
         self._closing = reason
+        self._inline = False
         slow = isinstance(reason, DisconnectSlow)
         if slow:
             self.outbox.close(discard=True)

@@ -20,7 +20,9 @@ from http import HTTPStatus
 from typing import cast
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import DATA_OPCODES, Frame
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 
 from wirehub.errors import DisconnectShutdown
 from wirehub.server.admission import ConnectionCounter, HandshakeBuckets
@@ -43,12 +45,26 @@ def _peer_address(transport: asyncio.BaseTransport | None) -> str:
 
 
 class CountedServerConnection(ServerConnection):
-    """A websockets connection that counts itself against the node's open-connection caps."""
+    """A websockets connection that counts itself against the node's open-connection caps, and
+    hands the frames it receives to its client before it queues them for ``recv``."""
 
     counter: ConnectionCounter
     """Set on the subclass each gateway makes (``_connection_class``)."""
     peer_address = ""
     counted = False
+    client: Client | None = None
+    """The client serving the connection, once it does."""
+
+    def process_event(self, event: Event) -> None:
+        client = self.client
+        if (
+            client is not None
+            and isinstance(event, Frame)
+            and event.opcode in DATA_OPCODES
+            and client.take_frame(event)
+        ):
+            return  # run already (see ``Client.take_frame``): nothing to queue
+        super().process_event(event)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.peer_address = _peer_address(transport)
@@ -170,8 +186,11 @@ class Gateway:
         return None
 
     def _serve_client(self, ws: ServerConnection) -> Awaitable[None]:
+        client = Client(self.node, ws)
+        if isinstance(ws, CountedServerConnection):
+            ws.client = client
         # The client's own coroutine, not one wrapping it: one coroutine frame less per connection.
-        return Client(self.node, ws).serve()
+        return client.serve()
 
     async def shutdown(self, timeout_s: float) -> None:
         """Stop accepting, close every client with 3001, and wait (bounded) for them to go."""
