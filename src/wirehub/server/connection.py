@@ -196,13 +196,15 @@ class Client:
         ws = self.ws
         try:
             while self._closing is None:
-                self._inline = True  # the continuation, if any, is done: nothing is ahead of a new frame
+                # The continuation, if any, is done: nothing is ahead of a new frame. The connect
+                # frame stays the reader's: it always awaits, so running it at once would only
+                # add a task per connection.
+                self._inline = self.session.state is State.CONNECTED
                 # Bytes: the codec parses UTF-8 itself (and refuses what is not), no str in between.
                 message = await ws.recv(decode=False)
                 self._inline = False
                 if self._continuation is not None:
                     await self._continuation  # the frame before this one: it handles its own errors
-                    self._continuation = None
                     if self._closing is not None:
                         break
                 if not await self._frame(message):
@@ -271,6 +273,10 @@ class Client:
         except Exception:
             logger.exception("connection failed", extra={"client": self.id})
             self.disconnect(DisconnectServerError())
+        finally:
+            # Done: nothing is left to wait for, and a connection that stays idle after its
+            # connect must not keep the finished task (about 2 KiB).
+            self._continuation = None
 
     async def _end(self) -> None:
         self._inline = False
