@@ -7,14 +7,15 @@ done with it. Publications to one channel keep their order (the pipeline keeps t
 were queued in), every reply keeps its command's id, and any command other than a publish first
 waits for the publishes before it, so it sees their effects.
 
-Frames are read in one of two ways, in arrival order either way. While the reader waits for a
-frame with nothing queued, the listener's connection hands a whole text frame straight to
-``take_frame`` from the transport's callback: its commands run there and then, with no task
-woken and no queue (a publish on the in-process broker is fanned out and answered before the
-callback returns). A command that must await (connect, subscribe, a handler's ``on_publish``...)
-finishes in a task of its own, the *continuation*, with the rest of its frame; until the reader
-has seen it done, every frame queues for ``recv`` as websockets queues it, and the reader
-processes those as before. So the serving task only wakes for the commands that wait.
+Frames are read in one of two ways, in arrival order either way. While the reader of a
+connected client waits for a frame with nothing queued, the listener's connection hands a whole
+text frame straight to ``take_frame`` from the transport's callback: its commands run there and
+then, with no task woken and no queue (a publish on the in-process broker is fanned out and
+answered before the callback returns). A command that must await (subscribe, history, a
+handler's ``on_publish``...) finishes in a task of its own, the *continuation*, with the rest of
+its frame; until the reader has seen it done, every frame queues for ``recv`` as websockets
+queues it, and the reader processes those as before. The connect frame is always the reader's.
+So the serving task only wakes for the commands that wait.
 
 Everything the connection sends goes through its ``Outbox`` (``deliver``), which never awaits.
 Timers (stale, ping, pong, expiry, subscription expiries, the close deadline) share one handle
@@ -165,7 +166,7 @@ class Client:
         self._in_flight = 0
         """Publishes queued on the pipeline and not answered yet."""
         self._inline = False
-        """Whether ``take_frame`` may run a frame now: the reader waits for one, none is queued."""
+        """Whether ``take_frame`` may run a frame now: connected, the reader waits, nothing is queued."""
         self._continuation: asyncio.Task[None] | None = None
         """What a frame run by ``take_frame`` still had to await; the reader waits for it."""
         self._idle: asyncio.Future[None] | None = None
