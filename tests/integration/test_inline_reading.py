@@ -9,6 +9,7 @@ frame's command waits queues behind it: replies keep the commands' order, and so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from tests.helpers import eventually
@@ -97,9 +99,15 @@ def frames(*commands: dict[str, Any]) -> bytes:
 
 
 async def connected(url: str, channel: str) -> RawClient:
+    """A client subscribed to ``channel`` whose next frame the gateway takes at once.
+
+    The subscribe waits (in a continuation), so the frame after it is the reader's; once that
+    one, a publish, is answered, the reader waits for frames again with nothing queued.
+    """
     client = await RawClient.open(url)
     assert "connect" in await client.connect(issue_token(SECRET, user="alice", ttl_s=3600))
     assert "subscribe" in await client.call("subscribe", {"channel": channel})
+    assert "publish" in await client.call("publish", {"channel": "elsewhere", "data": None})
     return client
 
 
@@ -201,3 +209,21 @@ async def test_a_whole_frame_after_a_fragmented_message_waits_for_it(gateway: tu
     assert replies == [400, 401]
     assert pushes == [1, 2]
     await client.close()
+
+
+async def test_a_frame_read_behind_one_that_closes_the_connection_is_not_run(
+    gateway: tuple[Node, str],
+) -> None:
+    """A refresh with a bad token (3500), then a publish, in one write: the publish is never run."""
+    _, url = gateway
+    client = await connected(url, "room")
+    client.ws.transport.write(
+        frames({"id": 500, "refresh": {"token": "not-a-token"}}, publish(501, "room", 1))
+    )
+    seen: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed):
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                seen.append(await client.receive())
+    assert [message for message in seen if message.get("id") == 501 or "push" in message] == []
+    assert client.ws.close_code == 3500

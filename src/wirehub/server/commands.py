@@ -246,8 +246,7 @@ def start_publish(client: Client, request: PublishRequest, on_done: OnDone) -> A
 
     None when that is done already: the default ``on_publish`` allowed it and it is queued (on
     the in-process broker a publication without history is fanned out, too). Otherwise the
-    caller awaits what is returned: the namespace handler's ``on_publish`` and the queueing, or
-    the hand-over to a broker that must be waited for.
+    caller awaits what is returned: the namespace handler's ``on_publish``, then the queueing.
     """
     name, options = client.node.resolve(request.channel)
     sub = client.subs.get(request.channel)
@@ -262,7 +261,8 @@ def start_publish(client: Client, request: PublishRequest, on_done: OnDone) -> A
     # What the default on_publish would do, without the context it would not look at.
     if not granted:
         raise Forbidden()
-    return client.node.submit_publish(request.channel, request.data, on_done, options=options, info=info)
+    client.node.submit_publish(request.channel, request.data, on_done, options=options, info=info)
+    return None
 
 
 async def _publish_after_handler(
@@ -274,9 +274,7 @@ async def _publish_after_handler(
     info: ClientInfo,
 ) -> None:
     data = await on_publish
-    handing_over = client.node.submit_publish(channel, data, on_done, options=options, info=info)
-    if handing_over is not None:
-        await handing_over
+    client.node.submit_publish(channel, data, on_done, options=options, info=info)
 
 
 async def _authorize_presence(client: Client, channel: str) -> None:

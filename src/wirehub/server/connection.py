@@ -206,8 +206,8 @@ class Client:
                 self._inline = False
                 if self._continuation is not None:
                     await self._continuation  # the frame before this one: it handles its own errors
-                    if self._closing is not None:
-                        break
+                if self._closing is not None:
+                    break  # closed meanwhile, by a frame taken at once or by its continuation
                 if not await self._frame(message):
                     break
         except Disconnect as exc:

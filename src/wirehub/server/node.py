@@ -19,7 +19,7 @@ import resource
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import Protocol, assert_never
 
@@ -306,19 +306,18 @@ class Node:
         *,
         options: NamespaceOptions,
         info: ClientInfo | None = None,
-    ) -> Awaitable[None] | None:
+    ) -> None:
         """Queue a client's publication, not waiting for the store or broker; ``on_done`` gets the outcome.
 
-        (A publication without history to a channel with nothing queued is handed to the broker
-        at once: ``PublishPipeline.submit_soon``. What it returns, when not None, finishes that
-        in the caller's task and must be awaited before the caller's next publish.)
+        (On the in-process broker, a publication without history to a channel with nothing
+        queued is fanned out at once: ``PublishPipeline.submit_soon``.)
 
         The outcome is the publication and its stream's epoch ("" when it was not stored). For
         a channel with history it is stored first. Publications to one channel are stored and
         handed to the broker in the order they were submitted (``PublishPipeline``).
         """
         limits, new = self._new_publication(data, options, info, _CLIENT_PUBLISH_OPTIONS)
-        return self.pipeline.submit_soon(channel, new, limits, on_done)
+        self.pipeline.submit_soon(channel, new, limits, on_done)
 
     async def publish(
         self, channel: str, data: JSON, *, options: NamespaceOptions, publish_options: PublishOptions

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,17 +142,15 @@ class PublishPipeline:
 
     def submit_soon(
         self, channel: str, pub: NewPublication, limits: HistoryLimits | None, on_done: OnDone
-    ) -> Awaitable[None] | None:
-        """``submit``, except that a publication without history to an idle channel is handed to the
-        broker at once, with no task of its own.
-
-        A broker that takes it without waiting (the in-process one) has delivered it, and
-        ``on_done`` has been told, when this returns None. Otherwise what is returned hands it
-        over in the caller's own task: the caller awaits it before its next publish.
+    ) -> None:
+        """``submit``, except that a publication without history to an idle channel goes to a broker
+        that takes it without waiting (the in-process one) at once: it has been delivered, and
+        ``on_done`` told, when this returns. A broker that must be waited for gets it from the
+        channel's broker stage, as after ``submit``.
         """
         if limits is not None or channel in self._lines:
             self.submit(channel, pub, limits, on_done)
-            return None
+            return
         publication = _unstored(pub)
         started = time.perf_counter()
         try:
@@ -160,20 +158,15 @@ class PublishPipeline:
         except Exception as exc:
             self._broker_timing.observe(time.perf_counter() - started)
             _tell(on_done, None, exc)  # nothing holds it: the publisher learns and may retry
-            return None
+            return
         if not taken:
-            return self._hand_over_now(channel, _Outgoing(_Pending(pub, None, on_done), publication, ""))
+            # Queued on a line made now, in this step: whatever comes next for the channel
+            # queues behind it.
+            line = self._lines[channel] = _Line()
+            self._to_broker(channel, line, [_Outgoing(_Pending(pub, None, on_done), publication, "")])
+            return
         self._broker_timing.observe(time.perf_counter() - started)
         _tell(on_done, (publication, ""), None)
-        return None
-
-    async def _hand_over_now(self, channel: str, outgoing: _Outgoing) -> None:
-        line = self._lines[channel] = _Line(publishing=True)  # what comes meanwhile queues behind
-        try:
-            await self._hand_over(channel, outgoing)
-        finally:
-            line.publishing = False
-            self._after_broker(channel, line)
 
     async def publish(self, channel: str, pub: NewPublication, limits: HistoryLimits | None) -> Published:
         """``submit`` and wait for the outcome; a caller that stops waiting leaves it in line."""
@@ -283,7 +276,7 @@ class PublishPipeline:
 
     def _after_broker(self, channel: str, line: _Line) -> None:
         if line.broker and not line.publishing:
-            line.publishing = True  # queued behind a publication handed over in a caller's task
+            line.publishing = True  # what a stopped stage left (it was cancelled)
             self._start(self._broker_stage(channel, line))
         else:
             self._forget_if_idle(channel, line)
