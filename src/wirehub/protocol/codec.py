@@ -75,7 +75,7 @@ def decode_frame(frame: str | bytes) -> list[Command]:
             frame = frame.encode()
         except UnicodeEncodeError:
             raise DisconnectBadRequest("frame is not UTF-8") from None
-    if b"\n" not in frame:  # one command: the common case
+    if b"\n" not in frame:  # one command, the common case: no split, no comprehension (a call of its own)
         if not frame.strip():
             raise DisconnectBadRequest("empty frame")
         return [_decode_command(frame)]

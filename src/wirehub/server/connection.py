@@ -208,7 +208,9 @@ class Client:
                     await self._continuation  # the frame before this one: it handles its own errors
                 if self._closing is not None:
                     break  # closed meanwhile, by a frame taken at once or by its continuation
-                if not await self._frame(message):
+                # The decoded frame is only the call's argument: nothing of it stays referenced
+                # while the connection waits for the next one.
+                if not await self._run_commands(decode_frame(message)):
                     break
         except Disconnect as exc:
             self.disconnect(exc)
@@ -219,13 +221,9 @@ class Client:
         finally:
             await self._end()
 
-    async def _frame(self, message: str | bytes) -> bool:
-        """Run a frame's commands in order; False once the connection is closing.
-
-        A coroutine of its own so that nothing of a frame stays referenced while the connection
-        waits for the next one.
-        """
-        for command in decode_frame(message):
+    async def _run_commands(self, commands: list[Command]) -> bool:
+        """Run a frame's commands in order; False once the connection is closing."""
+        for command in commands:
             running = self._dispatch(command)
             if running is not None:
                 await running
@@ -252,32 +250,29 @@ class Client:
                     break
                 if self._closing is not None:
                     break
-        except Disconnect as exc:
-            self.disconnect(exc)
-        except Exception:
-            logger.exception("connection failed", extra={"client": self.id})
-            self.disconnect(DisconnectServerError())
+        except Exception as exc:
+            self._close_for(exc)
         return True
 
     async def _continue(self, running: Awaitable[None], commands: list[Command]) -> None:
         """The rest of a frame ``take_frame`` began: ``running``, then ``commands`` in order."""
         try:
             await running
-            for command in commands:
-                if self._closing is not None:
-                    return
-                running_next = self._dispatch(command)
-                if running_next is not None:
-                    await running_next
-        except Disconnect as exc:
-            self.disconnect(exc)
-        except Exception:
-            logger.exception("connection failed", extra={"client": self.id})
-            self.disconnect(DisconnectServerError())
+            if self._closing is None:
+                await self._run_commands(commands)
+        except Exception as exc:
+            self._close_for(exc)
         finally:
             # Done: nothing is left to wait for, and a connection that stays idle after its
             # connect must not keep the finished task (about 2 KiB).
             self._continuation = None
+
+    def _close_for(self, exc: Exception) -> None:
+        """Close as the reader does when a frame run outside it raised ``exc``."""
+        if not isinstance(exc, Disconnect):
+            logger.error("connection failed", extra={"client": self.id}, exc_info=exc)
+            exc = DisconnectServerError()
+        self.disconnect(exc)
 
     async def _end(self) -> None:
         self._inline = False
